@@ -1,0 +1,96 @@
+"""Roles are Django groups. This module is the one place that says what each role may do.
+
+The groups are created by a data migration and re-synchronised after every ``migrate`` (so a
+permission added by a later model reaches its roles without hand edits). A permission is the
+usual ``app_label.codename``.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+
+class Role(StrEnum):
+    MEDICAL_DIRECTOR = "medical_director"
+    COMPLIANCE_OFFICER = "compliance_officer"
+    INCIDENT_COMMANDER = "incident_commander"
+    ML_ENGINEER = "ml_engineer"
+    DATA_ENGINEER = "data_engineer"
+    CLINICAL_INFORMATICIST = "clinical_informaticist"
+    QUALITY_SAFETY = "quality_safety"
+    REVIEWER = "reviewer"
+    VIEWER = "viewer"
+
+
+#: Model services. Not a person's role: the group holds no page permission at all.
+SERVICE_GROUP = "service_account"
+
+HUMAN_ROLES: tuple[Role, ...] = tuple(Role)
+
+VIEW_REGISTRY = frozenset(
+    f"registry.view_{name}"
+    for name in (
+        "clinicalmodel", "modelversion", "featurespec", "cohortcolumn", "datafeed", "site",
+        "deployment",
+    )
+)
+VIEW_AUDIT = frozenset({"audit.view_auditevent"})
+EXPORT_AUDIT = frozenset({"audit.export_auditevent", "audit.verify_auditevent"})
+EDIT_MODELS = frozenset(
+    f"registry.{verb}_{name}"
+    for verb in ("add", "change")
+    for name in ("clinicalmodel", "modelversion", "featurespec", "cohortcolumn", "site")
+)
+EDIT_FEEDS = frozenset({"registry.add_datafeed", "registry.change_datafeed"})
+DEPLOY = frozenset({"registry.add_deployment", "registry.change_deployment"})
+FREEZE = frozenset({"registry.freeze_deployment"})
+VIEW_ACCESS = frozenset({"accounts.view_serviceaccount"})
+
+ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
+    Role.MEDICAL_DIRECTOR: VIEW_REGISTRY | VIEW_AUDIT | DEPLOY | FREEZE,
+    Role.COMPLIANCE_OFFICER: VIEW_REGISTRY | VIEW_AUDIT | EXPORT_AUDIT | VIEW_ACCESS,
+    Role.INCIDENT_COMMANDER: VIEW_REGISTRY | FREEZE,
+    Role.ML_ENGINEER: VIEW_REGISTRY | EDIT_MODELS | EDIT_FEEDS,
+    Role.DATA_ENGINEER: VIEW_REGISTRY | EDIT_FEEDS,
+    Role.CLINICAL_INFORMATICIST: VIEW_REGISTRY,
+    Role.QUALITY_SAFETY: VIEW_REGISTRY,
+    Role.REVIEWER: VIEW_REGISTRY,
+    Role.VIEWER: VIEW_REGISTRY,
+    SERVICE_GROUP: frozenset(),
+}
+
+
+def sync_roles(apps: Any) -> None:
+    """Create every role group and give it exactly the permissions listed above.
+
+    ``apps`` is a migration state's registry or the global one. Permissions of models that are
+    not yet migrated are skipped; the post-migrate sync grants them once they exist.
+    """
+    from django.contrib.auth.management import create_permissions
+
+    for app_config in apps.get_app_configs():
+        original = getattr(app_config, "models_module", None)
+        app_config.models_module = original or True  # migration-state stubs have None
+        create_permissions(app_config, apps=apps, verbosity=0)
+        app_config.models_module = original
+
+    Group = apps.get_model("auth", "Group")
+    Permission = apps.get_model("auth", "Permission")
+    for role, perms in ROLE_PERMISSIONS.items():
+        group, _ = Group.objects.get_or_create(name=str(role))
+        wanted = []
+        for perm in sorted(perms):
+            app_label, codename = perm.split(".", 1)
+            wanted.extend(
+                Permission.objects.filter(content_type__app_label=app_label, codename=codename)
+            )
+        group.permissions.set(wanted)
+
+
+def sync_roles_after_migrate(sender: Any, **kwargs: Any) -> None:
+    if sender.name != "accounts":
+        return
+    from django.apps import apps as global_apps
+
+    sync_roles(kwargs.get("apps") or global_apps)

@@ -1,0 +1,22 @@
+"""The Celery app. Without CELERY_BROKER_URL tasks run eagerly in-process (see settings)."""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+from celery.schedules import crontab
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+app = Celery("vigil")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+app.conf.beat_schedule = {
+    # The audit chain is verified every hour; a break raises a governance alert.
+    "verify-audit-chain": {
+        "task": "governance.audit.tasks.verify_audit_chain",
+        "schedule": crontab(minute=7),
+    },
+}

@@ -1,0 +1,20 @@
+from django.urls import include, path
+from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from accounts.permissions import RolePermission
+
+api_v1 = [
+    path("", include("registry.api.urls")),
+    path("", include("governance.audit.api.urls")),
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+]
+
+urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="registry:inventory", permanent=False), name="home"),
+    path("accounts/", include("accounts.urls")),
+    path("models/", include("registry.urls")),
+    path("audit/", include("governance.audit.urls")),
+    path("api/v1/", include(api_v1)),
+]

@@ -1,0 +1,93 @@
+"""``record()``: the one function that appends to the audit trail."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db import models, transaction
+from django.utils import timezone
+
+from governance.audit import chain
+from governance.audit.models import AuditEvent, ChainHead
+
+# Keys that would carry direct patient identifiers. The audit trail holds aggregates, ids of
+# Vigil's own records and pseudonymous keys only.
+FORBIDDEN_PAYLOAD_KEYS = frozenset(
+    {
+        "mrn", "patient_id", "patient_name", "name_of_patient", "dob", "date_of_birth", "ssn",
+        "address", "phone", "email_of_patient", "case_key", "raw_case_key",
+    }
+)
+
+
+class IdentifierInPayload(ValueError):
+    pass
+
+
+def _check_payload(value: Any, path: str = "payload") -> None:
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if str(key).lower() in FORBIDDEN_PAYLOAD_KEYS:
+                raise IdentifierInPayload(f"{path}.{key} looks like a patient identifier")
+            _check_payload(item, f"{path}.{key}")
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            _check_payload(item, f"{path}[{index}]")
+
+
+def actor_role_of(actor: AbstractBaseUser | AnonymousUser | None) -> str:
+    if actor is None or not actor.is_authenticated:
+        return ""
+    names = sorted(actor.groups.values_list("name", flat=True))  # type: ignore[attr-defined]
+    return ",".join(names)
+
+
+@transaction.atomic
+def record(
+    *,
+    actor: AbstractBaseUser | AnonymousUser | None,
+    action: str,
+    summary: str,
+    target: models.Model | None = None,
+    object_type: str = "",
+    object_id: str | int = "",
+    payload: Mapping[str, Any] | None = None,
+    actor_label: str | None = None,
+) -> AuditEvent:
+    """Append one event to the chain, in the caller's transaction.
+
+    ``actor`` is ``None`` for the system (beat tasks); ``actor_label`` overrides the name shown
+    (e.g. the username tried in a failed login, where there is no user).
+    """
+    payload = dict(payload or {})
+    _check_payload(payload)
+    if target is not None:
+        object_type = object_type or target._meta.label_lower
+        object_id = object_id or str(target.pk)
+    user = actor if actor is not None and actor.is_authenticated else None
+    label = actor_label or (user.get_username() if user is not None else "system")
+
+    # Lock the head row: concurrent appends queue here, so each sees the true predecessor.
+    head, _ = ChainHead.objects.select_for_update().get_or_create(id=1)
+    event = AuditEvent(
+        seq=head.seq + 1,
+        occurred_at=timezone.now(),
+        actor=user,
+        actor_label=label[:150],
+        actor_role=actor_role_of(user),
+        action=action,
+        object_type=object_type,
+        object_id=str(object_id),
+        summary=summary[:300],
+        payload=payload,
+        prev_hash=head.hash,
+    )
+    # Normalise through JSON once so the hash covers exactly what the database will return.
+    event.payload = chain.json_roundtrip(event.payload)
+    event.hash = chain.event_hash(event.content())
+    event.save(force_insert=True)
+    head.seq, head.hash = event.seq, event.hash
+    head.save(update_fields=["seq", "hash"])
+    return event

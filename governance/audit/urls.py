@@ -1,0 +1,9 @@
+from django.urls import path
+
+from governance.audit import views
+
+app_name = "audit"
+
+urlpatterns = [
+    path("", views.trail, name="trail"),
+]
