@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -29,6 +30,8 @@ def service_account_create(*, actor: object | None, name: str, model_slugs: list
 
     ClinicalModel = apps.get_model("registry", "ClinicalModel")
     User = get_user_model()
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{1,79}", name or ""):
+        raise ValidationError({"name": "Use lowercase letters, digits and '-' (2-80 characters)."})
     if not model_slugs:
         raise ValidationError({"models": "Name at least one model the service may log for."})
     found = {m.slug: m for m in ClinicalModel.objects.filter(slug__in=model_slugs)}
