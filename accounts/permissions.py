@@ -20,8 +20,21 @@ def is_service_account(user: Any) -> bool:
     return bool(user and user.is_authenticated and hasattr(user, "service_account"))
 
 
-def has_perms(user: Any, perms: Iterable[str]) -> bool:
-    return bool(user and user.is_authenticated and user.is_active and user.has_perms(list(perms)))
+class AnyOf(tuple[str, ...]):
+    """A requirement met by any one of its permissions: ``AnyOf(("a.x", "a.y"))``."""
+
+
+def has_perms(user: Any, perms: Iterable[str | AnyOf]) -> bool:
+    """All of ``perms``; an ``AnyOf`` entry is met by any one of its members."""
+    if not (user and user.is_authenticated and user.is_active):
+        return False
+    for perm in perms:
+        if isinstance(perm, AnyOf):
+            if not any(user.has_perm(p) for p in perm):
+                return False
+        elif not user.has_perm(perm):
+            return False
+    return True
 
 
 class RolePermission(permissions.BasePermission):
@@ -56,7 +69,7 @@ class RolePermission(permissions.BasePermission):
         return has_perms(user, perms)
 
 
-def perms_required(*perms: str) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+def perms_required(*perms: str | AnyOf) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
     """Page views: anonymous users go to the login page; lacking a permission is a 403."""
 
     def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:

@@ -45,10 +45,11 @@ EDIT_MODELS = frozenset(
 EDIT_FEEDS = frozenset({"registry.add_datafeed", "registry.change_datafeed"})
 DEPLOY = frozenset({"registry.add_deployment", "registry.change_deployment"})
 FREEZE = frozenset({"registry.freeze_deployment"})
+APPROVE = frozenset({"registry.approve_modelversion"})
 VIEW_ACCESS = frozenset({"accounts.view_serviceaccount"})
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
-    Role.MEDICAL_DIRECTOR: VIEW_REGISTRY | VIEW_AUDIT | DEPLOY | FREEZE,
+    Role.MEDICAL_DIRECTOR: VIEW_REGISTRY | VIEW_AUDIT | DEPLOY | FREEZE | APPROVE,
     Role.COMPLIANCE_OFFICER: VIEW_REGISTRY | VIEW_AUDIT | EXPORT_AUDIT | VIEW_ACCESS,
     Role.INCIDENT_COMMANDER: VIEW_REGISTRY | FREEZE,
     Role.ML_ENGINEER: VIEW_REGISTRY | EDIT_MODELS | EDIT_FEEDS,

@@ -270,6 +270,15 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # The schema maps the whole system: logged-in people only, never anonymous or a token.
+    "SERVE_PERMISSIONS": ["accounts.api_permissions.IsHumanUser"],
+    # No call home: Swagger UI would otherwise send the schema to validator.swagger.io.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
+    # Several records have a "status" field with different choices: name each enum.
+    "ENUM_NAME_OVERRIDES": {
+        "ModelStatusEnum": "registry.models.ModelStatus",
+        "VersionStatusEnum": "registry.models.VersionStatus",
+    },
 }
 
 # --- Logging: never patient identifiers; structured enough to grep --------------------------

@@ -14,6 +14,7 @@ api_v1 = [
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="registry:inventory", permanent=False), name="home"),
     path("accounts/", include("accounts.urls")),
+    path("models/", include("registry.card_urls")),
     path("models/", include("registry.urls")),
     path("audit/", include("governance.audit.urls")),
     path("api/v1/", include(api_v1)),

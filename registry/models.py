@@ -56,6 +56,10 @@ class OutputType(models.TextChoices):
     RECOMMENDATION = "recommendation", "Recommendation"
 
 
+#: Slugs that would clash with the registry's own page URLs (/models/new/, /models/live/ ...).
+RESERVED_SLUGS = frozenset({"new", "live", "sites", "feeds", "api", "edit"})
+
+
 class ClinicalModel(models.Model):
     """A clinical ML model and its scope: the facts its model card is rendered from."""
 
@@ -174,6 +178,11 @@ class ModelVersion(models.Model):
     class Meta:
         ordering = ["model", "-created_at"]
         base_manager_name = "objects"
+        permissions = [
+            # Approval makes a version deployable; until signed releases (governance) carry it,
+            # only a medical director may give it.
+            ("approve_modelversion", "Can approve a model version for deployment"),
+        ]
         constraints = [
             models.UniqueConstraint(fields=["model", "version"], name="registry_version_unique"),
             models.CheckConstraint(

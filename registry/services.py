@@ -13,6 +13,7 @@ from django.utils import timezone
 from accounts.permissions import require_perms
 from governance.audit.services import record
 from registry.models import (
+    RESERVED_SLUGS,
     VERSION_TRANSITIONS,
     ClinicalModel,
     CohortColumn,
@@ -87,6 +88,8 @@ def model_register(*, actor: Any, fields: Mapping[str, Any]) -> ClinicalModel:
     errors = _full_clean(model)
     if ClinicalModel.objects.filter(slug=fields.get("slug")).exists():
         errors.setdefault("slug", []).append("A model with this slug is already registered.")
+    if fields.get("slug") in RESERVED_SLUGS:
+        errors.setdefault("slug", []).append(f"{fields['slug']!r} is reserved; choose another slug.")
     if errors:
         raise ValidationError(errors)
     _save(model, actor=actor, reason="registered")
@@ -209,7 +212,12 @@ def version_register(
 
 @transaction.atomic
 def version_transition(*, actor: Any, version: ModelVersion, to_status: str, reason: str) -> ModelVersion:
-    require_perms(actor, "registry.change_modelversion")
+    """Move a version along its lifecycle. Approval is the medical director's (it makes the
+    version deployable); the other moves are the ML engineer's."""
+    require_perms(
+        actor,
+        "registry.approve_modelversion" if to_status == VersionStatus.APPROVED else "registry.change_modelversion",
+    )
     version = ModelVersion.objects.select_for_update().get(pk=version.pk)
     if to_status not in VersionStatus.values:
         raise ValidationError({"status": f"Unknown status {to_status!r}."})
@@ -219,6 +227,8 @@ def version_transition(*, actor: Any, version: ModelVersion, to_status: str, rea
         raise ValidationError({"status": f"A {version.status} version cannot become {to_status}."})
     if not reason.strip():
         raise ValidationError({"reason": "Say why the status changes."})
+    if to_status == VersionStatus.RETIRED and version.deployments.filter(ended_at__isnull=True).exists():
+        raise ValidationError({"status": f"{version} is still deployed; end its deployments first."})
     old = version.status
     version.status = to_status
     _save(version, actor=actor, reason=reason, update_fields=["status"])
@@ -294,6 +304,7 @@ def deployment_start(
             if previous.version_id == version.pk:
                 raise ValidationError({"version": f"{version} is already live at {site.code}."})
             _end(previous, actor=actor, reason=f"superseded by {version.version}", at=now)
+            _settle_superseded(previous.version, actor=actor)
     deployment = Deployment(
         model=version.model, version=version, site=site, mode=mode, started_at=now,
         started_by=_user(actor) or version.created_by, reason=reason,
@@ -312,6 +323,14 @@ def deployment_start(
         },
     )
     return deployment
+
+
+def _settle_superseded(version: ModelVersion, *, actor: Any) -> None:
+    """A version no longer live anywhere goes back to approved (still deployable: rollback)."""
+    still_live = version.deployments.filter(ended_at__isnull=True, mode=DeploymentMode.LIVE)
+    if version.status == VersionStatus.DEPLOYED and not still_live.exists():
+        version.status = VersionStatus.APPROVED
+        _save(version, actor=actor, reason="no longer live at any site", update_fields=["status"])
 
 
 def _end(deployment: Deployment, *, actor: Any, reason: str, at: datetime) -> None:
@@ -333,6 +352,7 @@ def deployment_end(*, actor: Any, deployment: Deployment, reason: str) -> Deploy
     if not reason.strip():
         raise ValidationError({"reason": "Say why the deployment ends."})
     _end(deployment, actor=actor, reason=reason, at=timezone.now())
+    _settle_superseded(deployment.version, actor=actor)
     return deployment
 
 

@@ -19,12 +19,21 @@ def password() -> str:
     return PASSWORD
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hasher(settings: object) -> None:
+    # The production hasher costs ~0.3 s per password by design; tests don't need that.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # type: ignore[attr-defined]
+
+
 @pytest.fixture
 def user_for(db: None) -> Callable[[str], object]:
-    """``user_for("ml_engineer")`` → a user holding exactly that role (one per role)."""
+    """``user_for("ml_engineer")`` → the test's one user holding exactly that role."""
+    made: dict[str, object] = {}
 
     def make(role: str) -> object:
-        return UserFactory(username=f"test-{role}", role=role)
+        if role not in made:
+            made[role] = UserFactory(username=f"test-{role}", role=role)
+        return made[role]
 
     return make
 

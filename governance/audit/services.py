@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db import models, transaction
+from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
 from governance.audit import chain
@@ -44,6 +44,19 @@ def actor_role_of(actor: AbstractBaseUser | AnonymousUser | None) -> str:
     return ",".join(names)
 
 
+def _locked_head() -> ChainHead:
+    """Lock the head row: concurrent appends queue here, so each sees the true predecessor."""
+    head = ChainHead.objects.select_for_update().filter(id=1).first()
+    if head is None:  # a fresh (or flushed) database: the first writer creates it
+        try:
+            with transaction.atomic():
+                ChainHead.objects.create(id=1)
+        except IntegrityError:
+            pass  # another writer created it first; its row is committed now
+        head = ChainHead.objects.select_for_update().get(id=1)
+    return head
+
+
 @transaction.atomic
 def record(
     *,
@@ -69,8 +82,7 @@ def record(
     user = actor if actor is not None and actor.is_authenticated else None
     label = actor_label or (user.get_username() if user is not None else "system")
 
-    # Lock the head row: concurrent appends queue here, so each sees the true predecessor.
-    head, _ = ChainHead.objects.select_for_update().get_or_create(id=1)
+    head = _locked_head()
     event = AuditEvent(
         seq=head.seq + 1,
         occurred_at=timezone.now(),

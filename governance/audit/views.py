@@ -1,12 +1,59 @@
+"""The audit trail page: every recorded action, filtered and paged, with the chain's status."""
+
 from __future__ import annotations
 
+from django import forms
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django_filters import DateFilter
 
 from accounts.permissions import perms_required
+from governance.audit.api.filters import AuditEventFilter
 from governance.audit.models import AuditEvent
+from governance.audit.selectors import verify_stored_chain
+
+PAGE_SIZE = 50
+#: The filters shown on the page, in order (the API's since/until also work in the URL).
+PAGE_FILTERS = ("action", "actor", "object_type", "object_id", "date_from", "date_to")
+
+
+class AuditTrailFilter(AuditEventFilter):
+    """The API's filters plus a whole-day date range (UTC), which suits a date picker."""
+
+    date_from = DateFilter(
+        field_name="occurred_at",
+        lookup_expr="date__gte",
+        label="From (UTC date)",
+        widget=forms.DateInput(attrs={"type": "date"}),
+    )
+    date_to = DateFilter(
+        field_name="occurred_at",
+        lookup_expr="date__lte",
+        label="To (UTC date, inclusive)",
+        widget=forms.DateInput(attrs={"type": "date"}),
+    )
 
 
 @perms_required("audit.view_auditevent")
 def trail(request: HttpRequest) -> HttpResponse:
-    return render(request, "audit/trail.html", {"events": AuditEvent.objects.order_by("-seq")[:100]})
+    filterset = AuditTrailFilter(request.GET, queryset=AuditEvent.objects.order_by("-seq"))
+    # Invalid filters show their errors and no rows, never the unfiltered trail as if filtered.
+    events = filterset.qs if filterset.is_valid() else AuditEvent.objects.none()
+    page = Paginator(events, PAGE_SIZE).get_page(request.GET.get("page"))
+    # Verification reads the whole chain: only for those who may verify, once per page view.
+    verdict = verify_stored_chain() if request.user.has_perm("audit.verify_auditevent") else None
+    return render(
+        request,
+        "audit/trail.html",
+        {
+            "page": page,
+            "filter_fields": [filterset.form[name] for name in PAGE_FILTERS],
+            "filter_errors": filterset.form.non_field_errors(),
+            "filtered": any(value for key, value in request.GET.items() if key != "page"),
+            "known_actions": AuditEvent.objects.order_by("action")
+            .values_list("action", flat=True)
+            .distinct(),
+            "verdict": verdict,
+        },
+    )

@@ -1,0 +1,169 @@
+"""Every page and every API endpoint × every role: allowed or denied, as declared here.
+
+The table below is the access policy. A URL pattern that is not in it fails the suite, so a
+new page or endpoint cannot ship without someone deciding (and testing) who may use it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from rest_framework.test import APIClient
+
+from accounts.services import service_account_create
+from registry import services
+from tests.conftest import ROLES
+from tests.factories import ClinicalModelFactory, FeatureSpecFactory, ModelVersionFactory, SiteFactory
+
+EVERYONE = frozenset(ROLES)
+NOBODY: frozenset[str] = frozenset()
+AUDITORS = frozenset({"compliance_officer", "medical_director"})
+ML = frozenset({"ml_engineer"})
+FEEDS = frozenset({"ml_engineer", "data_engineer"})
+DIRECTOR = frozenset({"medical_director"})
+FREEZERS = frozenset({"medical_director", "incident_commander"})
+COMPLIANCE = frozenset({"compliance_officer"})
+
+# name → {method: roles allowed}. "service" (a model service's token) is never allowed here:
+# the gate endpoints that service accounts may call arrive with the gate issue.
+MATRIX: dict[str, dict[str, frozenset[str]]] = {
+    # Pages
+    "registry:inventory": {"GET": EVERYONE},
+    "registry:live": {"GET": EVERYONE},
+    "registry:sites": {"GET": EVERYONE},
+    "registry:site_create": {"POST": ML},
+    "registry:feeds": {"GET": EVERYONE},
+    "registry:feed_create": {"POST": FEEDS},
+    "registry:model_register": {"GET": ML, "POST": ML},
+    "registry:model_detail": {"GET": EVERYONE},
+    "registry:model_edit": {"GET": ML, "POST": ML},
+    "registry:history": {"GET": EVERYONE},
+    "registry:version_register": {"GET": ML, "POST": ML},
+    "registry:version_detail": {"GET": EVERYONE},
+    "registry:version_transition": {"POST": ML | DIRECTOR},
+    "registry:deployment_freeze": {"POST": FREEZERS},
+    "cards:card": {"GET": EVERYONE},
+    "cards:export": {"GET": EVERYONE},
+    "audit:trail": {"GET": AUDITORS},
+    # API
+    "api-schema": {"GET": EVERYONE},
+    "api-docs": {"GET": EVERYONE},
+    "registry-api:model-list": {"GET": EVERYONE, "POST": ML},
+    "registry-api:model-detail": {"GET": EVERYONE, "PATCH": ML},
+    "registry-api:model-version-list": {"GET": EVERYONE, "POST": ML},
+    "registry-api:model-version-detail": {"GET": EVERYONE},
+    "registry-api:model-version-transition": {"POST": ML | DIRECTOR},
+    "registry-api:site-list": {"GET": EVERYONE, "POST": ML},
+    "registry-api:site-detail": {"GET": EVERYONE},
+    "registry-api:feed-list": {"GET": EVERYONE, "POST": FEEDS},
+    "registry-api:feed-detail": {"GET": EVERYONE},
+    "registry-api:deployment-list": {"GET": EVERYONE, "POST": DIRECTOR},
+    "registry-api:deployment-detail": {"GET": EVERYONE},
+    "registry-api:deployment-live": {"GET": EVERYONE},
+    "registry-api:deployment-end": {"POST": DIRECTOR},
+    "registry-api:deployment-freeze": {"POST": FREEZERS},
+    "registry-api:deployment-unfreeze": {"POST": FREEZERS},
+    "audit-api:audit-event-list": {"GET": AUDITORS},
+    "audit-api:audit-event-detail": {"GET": AUDITORS},
+    "audit-api:audit-event-verify": {"GET": COMPLIANCE},
+}
+# Patterns that are not access-controlled by design, with the reason.
+PUBLIC = {
+    "accounts:login": "the login page itself",
+    "accounts:logout": "logging out needs no role (POST only)",
+    "home": "redirects to the inventory, which checks roles",
+}
+
+
+def walk(resolver: URLResolver, prefix: str = "", namespace: str = "") -> Iterator[tuple[str, URLPattern]]:
+    for entry in resolver.url_patterns:
+        if isinstance(entry, URLResolver):
+            ns = namespace
+            if entry.namespace:
+                ns = f"{namespace}{entry.namespace}:"
+            yield from walk(entry, prefix + str(entry.pattern), ns)
+        elif entry.name:
+            yield f"{namespace}{entry.name}", entry
+
+
+def all_patterns() -> dict[str, URLPattern]:
+    found: dict[str, URLPattern] = {}
+    for name, pattern in walk(get_resolver()):
+        if "format" in pattern.pattern.regex.groupindex:
+            continue  # DRF's ".json" suffix twins of patterns listed already
+        found.setdefault(name, pattern)
+    return found
+
+
+def test_every_url_pattern_has_a_declared_policy():
+    undeclared = sorted(set(all_patterns()) - set(MATRIX) - set(PUBLIC))
+    assert undeclared == [], f"declare who may use these in MATRIX: {undeclared}"
+    stale = sorted(set(MATRIX) - set(all_patterns()))
+    assert stale == [], f"MATRIX names patterns that no longer exist: {stale}"
+
+
+@pytest.fixture
+def sample(db, director) -> dict[str, object]:
+    version = ModelVersionFactory(model=ClinicalModelFactory(slug="matrix-model"), version="1.0.0")
+    FeatureSpecFactory(version=version, name="heart_rate")
+    site = SiteFactory(code="NORTH")
+    deployment = services.deployment_start(actor=director, version=version, site=site, reason="test")
+    feed = services.datafeed_create(actor=None, fields={
+        "slug": "vitals", "name": "Vitals", "source_system": "ehr_vitals",
+        "expected_cadence_minutes": 15, "owner": director,
+    })
+    from governance.audit.models import AuditEvent
+
+    issued = service_account_create(actor=None, name="matrix-svc", model_slugs=["matrix-model"])
+    return {
+        "service": issued,
+        "slug": "matrix-model", "version": "1.0.0", "code": "NORTH", "pk": deployment.pk,
+        "model_slug": "matrix-model", "fmt": "json",
+        "seq": AuditEvent.objects.order_by("-seq").first().seq,
+        "feed-detail:slug": feed.slug,
+    }
+
+
+def url_for(name: str, pattern: URLPattern, sample: dict[str, object]) -> str:
+    short = name.split(":")[-1]
+    kwargs = {
+        key: sample.get(f"{short}:{key}", sample.get(key))
+        for key in pattern.pattern.regex.groupindex
+    }
+    return reverse(name, kwargs=kwargs)
+
+
+def is_denied(response, api: bool) -> bool:
+    if response.status_code in (401, 403):
+        return True
+    return not api and response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+CASES = [(name, method) for name, methods in sorted(MATRIX.items()) for method in methods]
+
+
+@pytest.mark.parametrize(("name", "method"), CASES)
+def test_roles_get_exactly_what_the_matrix_says(name, method, sample, user_for):
+    pattern = all_patterns()[name]
+    url = url_for(name, pattern, sample)
+    api = url.startswith("/api/")
+    allowed = MATRIX[name][method]
+    for role in [*ROLES, "anonymous", "service"]:
+        client = APIClient() if api else Client()
+        if role == "service" and api:
+            client.credentials(HTTP_AUTHORIZATION=f"Bearer {sample['service'].token}")
+        elif role == "service":
+            client.force_login(sample["service"].account.user)
+        elif role != "anonymous":
+            client.force_login(user_for(role))
+        extra = {"format": "json"} if api and method != "GET" else {}
+        response = getattr(client, method.lower())(url, {}, **extra)
+        denied = is_denied(response, api)
+        expected_denied = role not in allowed
+        assert denied == expected_denied, (
+            f"{method} {url} as {role}: status {response.status_code}, "
+            f"expected {'denied' if expected_denied else 'allowed'}"
+        )

@@ -1,0 +1,112 @@
+"""``manage.py seed_demo``: the demo data set, loaded through the services, idempotent."""
+
+from __future__ import annotations
+
+from io import StringIO
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+
+from accounts.roles import Role
+from governance.audit.models import AuditEvent
+from governance.demo import USERS
+from registry.cards import build_card
+from registry.models import ClinicalModel, Deployment, ModelVersion, VersionStatus
+
+pytestmark = pytest.mark.django_db
+
+PASSWORD = "demo-pass-for-tests!"
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings) -> None:  # type: ignore[no-untyped-def]
+    """Hashing at production strength costs seconds per user; these tests are not about it."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def demo_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VIGIL_DEMO_PASSWORD", PASSWORD)
+
+
+def seed() -> str:
+    out = StringIO()
+    call_command("seed_demo", stdout=out)
+    return out.getvalue()
+
+
+def counts() -> dict[str, int]:
+    return {
+        "models": ClinicalModel.objects.count(),
+        "versions": ModelVersion.objects.count(),
+        "deployments": Deployment.objects.count(),
+        "users": get_user_model().objects.count(),
+        "audit_events": AuditEvent.objects.count(),
+    }
+
+
+def test_it_creates_three_models_with_cards_at_least_90_percent_complete() -> None:
+    seed()
+    models = {m.slug: m for m in ClinicalModel.objects.all()}
+    assert {slug: m.risk_tier for slug, m in models.items()} == {
+        "sepsis-ews": "high", "readmit-30d": "moderate", "noshow-outreach": "low",
+    }
+    for model in models.values():
+        card = build_card(model)
+        assert card.completeness.percent >= 90, (model.slug, card.missing_fields)
+
+
+def test_it_deploys_sepsis_1_0_0_then_switches_to_1_1_0() -> None:
+    seed()
+    sepsis = ClinicalModel.objects.get(slug="sepsis-ews")
+    history = [
+        (d.version.version, d.site.code, d.ended_at is None)
+        for d in sepsis.deployments.order_by("started_at")
+    ]
+    assert history == [
+        ("1.0.0", "NORTH", False), ("1.0.0", "SOUTH", False),
+        ("1.1.0", "NORTH", True), ("1.1.0", "SOUTH", True),
+    ]
+    assert sepsis.versions.get(version="1.0.0").status == VersionStatus.RETIRED
+    live = {m.slug: m.deployments.filter(ended_at__isnull=True).count()
+            for m in ClinicalModel.objects.all()}
+    assert live == {"sepsis-ews": 2, "readmit-30d": 2, "noshow-outreach": 1}
+
+
+def test_it_creates_one_user_per_role_who_can_log_in() -> None:
+    output = seed()
+    User = get_user_model()
+    roles = set()
+    for spec in USERS:
+        user = User.objects.get(username=spec.username)
+        assert user.check_password(PASSWORD)
+        assert list(user.groups.values_list("name", flat=True)) == [str(spec.role)]
+        roles.add(spec.role)
+    assert roles == set(Role)
+    assert User.objects.get(username="director").get_full_name() == "Dr. Amara Okafor"
+    assert "Demo logins" in output
+
+
+def test_it_is_idempotent_and_prints_the_logins_every_time() -> None:
+    seed()
+    before = counts()
+    output = seed()
+    assert counts() == before
+    assert "nothing changed" in output
+    assert "created" not in output
+    for spec in USERS:
+        assert f"{spec.username} " in output and str(spec.role) in output
+    assert PASSWORD in output
+
+
+def test_everything_it_does_is_audited_and_the_chain_verifies() -> None:
+    seed()
+    actions = set(AuditEvent.objects.values_list("action", flat=True))
+    assert {"user.create", "site.create", "datafeed.create", "model.register",
+            "version.register", "version.transition", "deployment.start", "deployment.end",
+            "service_account.create"} <= actions
+    seed()
+    out = StringIO()
+    call_command("verify_audit_chain", stdout=out)
+    assert "audit chain OK" in out.getvalue()
