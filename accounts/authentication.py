@@ -21,7 +21,9 @@ class ServiceTokenAuthentication(authentication.BaseAuthentication):
         if parts[0] not in (self.keyword, "Token"):
             return None
         if len(parts) != 2 or not parts[1].startswith(TOKEN_PREFIX):
-            raise exceptions.AuthenticationFailed("Malformed Authorization header: use 'Bearer <token>'.")
+            raise exceptions.AuthenticationFailed(
+                "Malformed Authorization header: use 'Bearer <token>'."
+            )
         account = (
             ServiceAccount.objects.select_related("user")
             .filter(token_hash=hash_token(parts[1]))

@@ -30,7 +30,9 @@ class IdleTimeoutMiddleware:
                 if request.path.startswith("/api/"):
                     return self.get_response(request)
                 minutes = settings.VIGIL_IDLE_TIMEOUT_SECONDS // 60
-                messages.info(request, f"You were signed out after {minutes} minutes of inactivity.")
+                messages.info(
+                    request, f"You were signed out after {minutes} minutes of inactivity."
+                )
                 login_url = resolve_url(settings.LOGIN_URL)
                 return redirect(f"{login_url}?{urlencode({'next': request.get_full_path()})}")
             request.session[SESSION_KEY] = now

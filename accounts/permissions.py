@@ -69,7 +69,9 @@ class RolePermission(permissions.BasePermission):
         return has_perms(user, perms)
 
 
-def perms_required(*perms: str | AnyOf) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+def perms_required(
+    *perms: str | AnyOf,
+) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
     """Page views: anonymous users go to the login page; lacking a permission is a 403."""
 
     def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:

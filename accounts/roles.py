@@ -31,7 +31,12 @@ HUMAN_ROLES: tuple[Role, ...] = tuple(Role)
 VIEW_REGISTRY = frozenset(
     f"registry.view_{name}"
     for name in (
-        "clinicalmodel", "modelversion", "featurespec", "cohortcolumn", "datafeed", "site",
+        "clinicalmodel",
+        "modelversion",
+        "featurespec",
+        "cohortcolumn",
+        "datafeed",
+        "site",
         "deployment",
     )
 )

@@ -25,7 +25,9 @@ class IssuedToken:
 
 
 @transaction.atomic
-def service_account_create(*, actor: object | None, name: str, model_slugs: list[str]) -> IssuedToken:
+def service_account_create(
+    *, actor: object | None, name: str, model_slugs: list[str]
+) -> IssuedToken:
     from django.apps import apps
 
     ClinicalModel = apps.get_model("registry", "ClinicalModel")
@@ -39,9 +41,10 @@ def service_account_create(*, actor: object | None, name: str, model_slugs: list
     if unknown:
         raise ValidationError({"models": f"Unknown model(s): {', '.join(unknown)}"})
     username = f"svc-{name}"
-    if ServiceAccount.objects.filter(name=name).exists() or User.objects.filter(
-        username=username
-    ).exists():
+    if (
+        ServiceAccount.objects.filter(name=name).exists()
+        or User.objects.filter(username=username).exists()
+    ):
         raise ValidationError({"name": f"A service account named {name!r} already exists."})
     user = User.objects.create_user(username=username, password=None)
     user.groups.add(Group.objects.get(name=SERVICE_GROUP))
@@ -70,14 +73,19 @@ def login_failed(*, username: str) -> LoginThrottle:
         throttle.failures, throttle.window_started_at = 0, now
     throttle.failures += 1
     record(
-        actor=None, actor_label=username[:150], action="auth.login_failed",
-        object_type="auth.user", summary=f"Failed login for {username[:150]}",
+        actor=None,
+        actor_label=username[:150],
+        action="auth.login_failed",
+        object_type="auth.user",
+        summary=f"Failed login for {username[:150]}",
         payload={"failures_in_window": throttle.failures},
     )
     if throttle.failures >= settings.VIGIL_LOCKOUT_THRESHOLD and not throttle.is_locked(now):
         throttle.locked_until = now + window
         record(
-            actor=None, actor_label=username[:150], action="auth.lockout",
+            actor=None,
+            actor_label=username[:150],
+            action="auth.lockout",
             object_type="auth.user",
             summary=f"{username[:150]} locked out after {throttle.failures} failed logins",
             payload={"locked_until": throttle.locked_until.isoformat()},
@@ -96,8 +104,11 @@ def login_locked_until(*, username: str) -> object | None:
 @transaction.atomic
 def login_refused_locked(*, username: str) -> None:
     record(
-        actor=None, actor_label=username[:150], action="auth.login_refused_locked",
-        object_type="auth.user", summary=f"Login refused: {username[:150]} is locked out",
+        actor=None,
+        actor_label=username[:150],
+        action="auth.login_refused_locked",
+        object_type="auth.user",
+        summary=f"Login refused: {username[:150]} is locked out",
     )
 
 

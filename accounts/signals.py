@@ -24,7 +24,9 @@ def _on_logout(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
 
 
 @receiver(user_login_failed, dispatch_uid="vigil-audit-login-failed")
-def _on_login_failed(sender: Any, credentials: dict[str, Any], request: Any = None, **kw: Any) -> None:
+def _on_login_failed(
+    sender: Any, credentials: dict[str, Any], request: Any = None, **kw: Any
+) -> None:
     username = str(credentials.get("username", ""))
     if getattr(request, "vigil_locked_out", False):
         return  # refused before authentication; already recorded as such

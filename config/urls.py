@@ -2,8 +2,6 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from accounts.permissions import RolePermission
-
 api_v1 = [
     path("", include("registry.api.urls")),
     path("", include("governance.audit.api.urls")),

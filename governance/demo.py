@@ -1125,8 +1125,12 @@ def _seed_feeds(actor: Any, log: SeedLog) -> dict[str, DataFeed]:
 
 
 def _seed_version(
-    model: ClinicalModel, spec: DemoVersion, feeds: Mapping[str, DataFeed], actor: Any,
-    director: Any, log: SeedLog,
+    model: ClinicalModel,
+    spec: DemoVersion,
+    feeds: Mapping[str, DataFeed],
+    actor: Any,
+    director: Any,
+    log: SeedLog,
 ) -> ModelVersion:
     label = f"{model.slug} {spec.fields['version']}"
     version = model.versions.filter(version=spec.fields["version"]).first()
@@ -1173,7 +1177,9 @@ def _seed_deployments(
         log.made(f"deployment {label} from {started.date().isoformat()}")
 
 
-def _retire_if_superseded(version: ModelVersion, spec: DemoVersion, actor: Any, log: SeedLog) -> None:
+def _retire_if_superseded(
+    version: ModelVersion, spec: DemoVersion, actor: Any, log: SeedLog
+) -> None:
     version.refresh_from_db()
     if not spec.retire_reason or version.status == VersionStatus.RETIRED:
         return
@@ -1206,7 +1212,9 @@ def _seed_model(
         log.made(f"model {model.slug} ({model.get_risk_tier_display()} risk)")
     else:
         log.kept(f"model {model.slug}")
-    versions = [(_seed_version(model, v, feeds, engineer, users["director"], log), v) for v in spec.versions]
+    versions = [
+        (_seed_version(model, v, feeds, engineer, users["director"], log), v) for v in spec.versions
+    ]
     for version, version_spec in versions:
         _seed_deployments(version, version_spec, sites, users["director"], log)
     for version, version_spec in versions:

@@ -77,7 +77,9 @@ class ClinicalModel(models.Model):
     known_limitations = models.TextField(blank=True)
     known_biases = models.TextField(blank=True)
     risk_tier = models.CharField(max_length=10, choices=RiskTier.choices)
-    status = models.CharField(max_length=20, choices=ModelStatus.choices, default=ModelStatus.PROPOSED)
+    status = models.CharField(
+        max_length=20, choices=ModelStatus.choices, default=ModelStatus.PROPOSED
+    )
     clinical_owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="clinical_models_owned"
     )
@@ -151,7 +153,9 @@ class ModelVersion(models.Model):
         max_length=40,
         validators=[RegexValidator(r"^[0-9A-Za-z][0-9A-Za-z.+_-]*$", "Use e.g. 1.0.0 or 2024-03.")],
     )
-    status = models.CharField(max_length=12, choices=VersionStatus.choices, default=VersionStatus.DRAFT)
+    status = models.CharField(
+        max_length=12, choices=VersionStatus.choices, default=VersionStatus.DRAFT
+    )
     artifact_uri = models.CharField(max_length=500)
     artifact_sha256 = models.CharField(max_length=64, validators=[sha256_validator])
     training_data_source = models.TextField()
@@ -169,7 +173,9 @@ class ModelVersion(models.Model):
     sensitive_variables = models.TextField(
         blank=True, help_text="Sensitive attributes used as inputs (race, sex, age, SDOH ...)."
     )
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     objects = GovernedManager()
@@ -283,8 +289,11 @@ class FeatureSpec(models.Model):
 
     def clean(self) -> None:
         errors = feature_spec_errors(
-            dtype=self.dtype, min_value=self.min_value, max_value=self.max_value,
-            categories=self.categories, required=self.required,
+            dtype=self.dtype,
+            min_value=self.min_value,
+            max_value=self.max_value,
+            categories=self.categories,
+            required=self.required,
             missing_allowed=self.missing_allowed,
         )
         if errors:
@@ -292,8 +301,13 @@ class FeatureSpec(models.Model):
 
 
 def feature_spec_errors(
-    *, dtype: str, min_value: float | None, max_value: float | None, categories: Any,
-    required: bool, missing_allowed: bool,
+    *,
+    dtype: str,
+    min_value: float | None,
+    max_value: float | None,
+    categories: Any,
+    required: bool,
+    missing_allowed: bool,
 ) -> dict[str, str]:
     """The invariants of a feature spec, shared by the model, the form and the API."""
     errors: dict[str, str] = {}
@@ -398,9 +412,13 @@ class Deployment(models.Model):
     model = models.ForeignKey(ClinicalModel, on_delete=models.PROTECT, related_name="deployments")
     version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="deployments")
     site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="deployments")
-    mode = models.CharField(max_length=10, choices=DeploymentMode.choices, default=DeploymentMode.LIVE)
+    mode = models.CharField(
+        max_length=10, choices=DeploymentMode.choices, default=DeploymentMode.LIVE
+    )
     started_at = models.DateTimeField(default=timezone.now)
-    started_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
     reason = models.CharField(max_length=300)
     ended_at = models.DateTimeField(null=True, blank=True)
     ended_by = models.ForeignKey(
@@ -415,7 +433,9 @@ class Deployment(models.Model):
     history = HistoricalRecords()
 
     #: After creation only these may change; everything else is the permanent record.
-    MUTABLE_FIELDS = frozenset({"ended_at", "ended_by", "end_reason", "frozen", "frozen_at", "frozen_reason"})
+    MUTABLE_FIELDS = frozenset(
+        {"ended_at", "ended_by", "end_reason", "frozen", "frozen_at", "frozen_reason"}
+    )
 
     class Meta:
         ordering = ["-started_at"]
@@ -441,10 +461,6 @@ class Deployment(models.Model):
     def __str__(self) -> str:
         return f"{self.version} at {self.site.code} ({self.mode})"
 
-    @property
-    def is_active(self) -> bool:
-        return self.ended_at is None
-
     def save(self, *args: Any, **kwargs: Any) -> None:
         if not self._state.adding:
             fields = kwargs.get("update_fields")
@@ -454,3 +470,7 @@ class Deployment(models.Model):
                     f"{sorted(self.MUTABLE_FIELDS)}"
                 )
         super().save(*args, **kwargs)
+
+    @property
+    def is_active(self) -> bool:
+        return self.ended_at is None

@@ -38,8 +38,18 @@ VERSION_FIELDS = frozenset(
     if f.concrete and f.name not in {"id", "model", "status", "created_by", "created_at"}
 )
 FEATURE_FIELDS = frozenset(
-    {"name", "dtype", "unit", "min_value", "max_value", "categories", "required",
-     "missing_allowed", "description", "feed"}
+    {
+        "name",
+        "dtype",
+        "unit",
+        "min_value",
+        "max_value",
+        "categories",
+        "required",
+        "missing_allowed",
+        "description",
+        "feed",
+    }
 )
 COHORT_FIELDS = frozenset({"name", "values", "description"})
 
@@ -60,7 +70,9 @@ def _save(instance: models.Model, *, actor: Any, reason: str, **kwargs: Any) -> 
     instance.save(**kwargs)
 
 
-def _full_clean(instance: models.Model, *, prefix: str = "", exclude: list[str] | None = None) -> dict[str, list[str]]:
+def _full_clean(
+    instance: models.Model, *, prefix: str = "", exclude: list[str] | None = None
+) -> dict[str, list[str]]:
     try:
         instance.full_clean(exclude=exclude, validate_unique=False)
     except ValidationError as exc:
@@ -80,6 +92,7 @@ def _jsonable(value: Any) -> Any:
 
 # --- Clinical models ------------------------------------------------------------------------
 
+
 @transaction.atomic
 def model_register(*, actor: Any, fields: Mapping[str, Any]) -> ClinicalModel:
     require_perms(actor, "registry.add_clinicalmodel")
@@ -89,12 +102,16 @@ def model_register(*, actor: Any, fields: Mapping[str, Any]) -> ClinicalModel:
     if ClinicalModel.objects.filter(slug=fields.get("slug")).exists():
         errors.setdefault("slug", []).append("A model with this slug is already registered.")
     if fields.get("slug") in RESERVED_SLUGS:
-        errors.setdefault("slug", []).append(f"{fields['slug']!r} is reserved; choose another slug.")
+        errors.setdefault("slug", []).append(
+            f"{fields['slug']!r} is reserved; choose another slug."
+        )
     if errors:
         raise ValidationError(errors)
     _save(model, actor=actor, reason="registered")
     record(
-        actor=actor, action="model.register", target=model,
+        actor=actor,
+        action="model.register",
+        target=model,
         summary=f"Registered model {model.slug} ({model.get_risk_tier_display()} risk)",
         payload={"slug": model.slug, "risk_tier": model.risk_tier},
     )
@@ -102,7 +119,9 @@ def model_register(*, actor: Any, fields: Mapping[str, Any]) -> ClinicalModel:
 
 
 @transaction.atomic
-def model_update(*, actor: Any, model: ClinicalModel, fields: Mapping[str, Any], reason: str) -> ClinicalModel:
+def model_update(
+    *, actor: Any, model: ClinicalModel, fields: Mapping[str, Any], reason: str
+) -> ClinicalModel:
     require_perms(actor, "registry.change_clinicalmodel")
     _check_fields(fields, MODEL_FIELDS - {"slug"})
     if not reason.strip():
@@ -121,7 +140,9 @@ def model_update(*, actor: Any, model: ClinicalModel, fields: Mapping[str, Any],
         raise ValidationError(errors)
     _save(model, actor=actor, reason=reason)
     record(
-        actor=actor, action="model.update", target=model,
+        actor=actor,
+        action="model.update",
+        target=model,
         summary=f"Updated {model.slug}: {', '.join(sorted(changed))}",
         payload={"changed_fields": sorted(changed), "reason": reason},
     )
@@ -130,7 +151,10 @@ def model_update(*, actor: Any, model: ClinicalModel, fields: Mapping[str, Any],
 
 # --- Versions, features, cohorts ------------------------------------------------------------
 
-def _build_features(version: ModelVersion, features: list[Mapping[str, Any]]) -> tuple[list[FeatureSpec], dict[str, list[str]]]:
+
+def _build_features(
+    version: ModelVersion, features: list[Mapping[str, Any]]
+) -> tuple[list[FeatureSpec], dict[str, list[str]]]:
     built, errors, seen = [], {}, set()
     if not features:
         errors["features"] = ["Declare at least one input feature."]
@@ -139,7 +163,9 @@ def _build_features(version: ModelVersion, features: list[Mapping[str, Any]]) ->
         unknown = sorted(set(spec) - FEATURE_FIELDS)
         for name in unknown:
             errors[f"{prefix}{name}"] = ["Unknown field."]
-        feature = FeatureSpec(version=version, **{k: v for k, v in spec.items() if k in FEATURE_FIELDS})
+        feature = FeatureSpec(
+            version=version, **{k: v for k, v in spec.items() if k in FEATURE_FIELDS}
+        )
         errors.update(_full_clean(feature, prefix=prefix, exclude=["version"]))
         if feature.name in seen:
             errors[f"{prefix}name"] = [f"Feature {feature.name!r} is declared twice."]
@@ -148,15 +174,21 @@ def _build_features(version: ModelVersion, features: list[Mapping[str, Any]]) ->
     return built, errors
 
 
-def _build_cohorts(version: ModelVersion, cohorts: list[Mapping[str, Any]], feature_names: set[str]) -> tuple[list[CohortColumn], dict[str, list[str]]]:
+def _build_cohorts(
+    version: ModelVersion, cohorts: list[Mapping[str, Any]], feature_names: set[str]
+) -> tuple[list[CohortColumn], dict[str, list[str]]]:
     built, errors, seen = [], {}, set()
     for index, spec in enumerate(cohorts):
         prefix = f"cohorts[{index}]."
         for name in sorted(set(spec) - COHORT_FIELDS):
             errors[f"{prefix}{name}"] = ["Unknown field."]
-        cohort = CohortColumn(version=version, **{k: v for k, v in spec.items() if k in COHORT_FIELDS})
+        cohort = CohortColumn(
+            version=version, **{k: v for k, v in spec.items() if k in COHORT_FIELDS}
+        )
         errors.update(_full_clean(cohort, prefix=prefix, exclude=["version"]))
-        if not isinstance(cohort.values, list) or not all(isinstance(v, str) and v for v in cohort.values):
+        if not isinstance(cohort.values, list) or not all(
+            isinstance(v, str) and v for v in cohort.values
+        ):
             errors[f"{prefix}values"] = ["Cohort values must be a list of non-empty text."]
         if cohort.name in seen:
             errors[f"{prefix}name"] = [f"Cohort column {cohort.name!r} is declared twice."]
@@ -181,10 +213,13 @@ def version_register(
     errors = _full_clean(version, exclude=["model", "created_by"])
     if ModelVersion.objects.filter(model=model, version=fields.get("version")).exists():
         errors.setdefault("version", []).append(
-            f"{model.slug} already has a version {fields.get('version')!r}; versions are immutable, register a new one."
+            f"{model.slug} already has a version {fields.get('version')!r}; "
+            "versions are immutable, register a new one."
         )
     feature_rows, feature_errors = _build_features(version, list(features))
-    cohort_rows, cohort_errors = _build_cohorts(version, list(cohorts or []), {f.name for f in feature_rows})
+    cohort_rows, cohort_errors = _build_cohorts(
+        version, list(cohorts or []), {f.name for f in feature_rows}
+    )
     errors.update(feature_errors)
     errors.update(cohort_errors)
     if errors:
@@ -198,10 +233,13 @@ def version_register(
         row.version = version
         _save(row, actor=actor, reason=f"declared with version {version.version}")
     record(
-        actor=actor, action="version.register", target=version,
+        actor=actor,
+        action="version.register",
+        target=version,
         summary=f"Registered {model.slug} version {version.version}",
         payload={
-            "model": model.slug, "version": version.version,
+            "model": model.slug,
+            "version": version.version,
             "artifact_sha256": version.artifact_sha256,
             "features": sorted(f.name for f in feature_rows),
             "cohorts": sorted(c.name for c in cohort_rows),
@@ -211,12 +249,16 @@ def version_register(
 
 
 @transaction.atomic
-def version_transition(*, actor: Any, version: ModelVersion, to_status: str, reason: str) -> ModelVersion:
+def version_transition(
+    *, actor: Any, version: ModelVersion, to_status: str, reason: str
+) -> ModelVersion:
     """Move a version along its lifecycle. Approval is the medical director's (it makes the
     version deployable); the other moves are the ML engineer's."""
     require_perms(
         actor,
-        "registry.approve_modelversion" if to_status == VersionStatus.APPROVED else "registry.change_modelversion",
+        "registry.approve_modelversion"
+        if to_status == VersionStatus.APPROVED
+        else "registry.change_modelversion",
     )
     version = ModelVersion.objects.select_for_update().get(pk=version.pk)
     if to_status not in VersionStatus.values:
@@ -227,13 +269,20 @@ def version_transition(*, actor: Any, version: ModelVersion, to_status: str, rea
         raise ValidationError({"status": f"A {version.status} version cannot become {to_status}."})
     if not reason.strip():
         raise ValidationError({"reason": "Say why the status changes."})
-    if to_status == VersionStatus.RETIRED and version.deployments.filter(ended_at__isnull=True).exists():
-        raise ValidationError({"status": f"{version} is still deployed; end its deployments first."})
+    if (
+        to_status == VersionStatus.RETIRED
+        and version.deployments.filter(ended_at__isnull=True).exists()
+    ):
+        raise ValidationError(
+            {"status": f"{version} is still deployed; end its deployments first."}
+        )
     old = version.status
     version.status = to_status
     _save(version, actor=actor, reason=reason, update_fields=["status"])
     record(
-        actor=actor, action="version.transition", target=version,
+        actor=actor,
+        action="version.transition",
+        target=version,
         summary=f"{version} {old} → {to_status}",
         payload={"from": old, "to": to_status, "reason": reason},
     )
@@ -242,10 +291,14 @@ def version_transition(*, actor: Any, version: ModelVersion, to_status: str, rea
 
 # --- Feeds and sites ------------------------------------------------------------------------
 
+
 @transaction.atomic
 def datafeed_create(*, actor: Any, fields: Mapping[str, Any]) -> DataFeed:
     require_perms(actor, "registry.add_datafeed")
-    _check_fields(fields, {"slug", "name", "source_system", "expected_cadence_minutes", "owner", "description"})
+    _check_fields(
+        fields,
+        {"slug", "name", "source_system", "expected_cadence_minutes", "owner", "description"},
+    )
     feed = DataFeed(**fields)
     errors = _full_clean(feed)
     if DataFeed.objects.filter(slug=fields.get("slug")).exists():
@@ -253,8 +306,13 @@ def datafeed_create(*, actor: Any, fields: Mapping[str, Any]) -> DataFeed:
     if errors:
         raise ValidationError(errors)
     _save(feed, actor=actor, reason="registered")
-    record(actor=actor, action="datafeed.create", target=feed, summary=f"Registered data feed {feed.slug}",
-           payload={"slug": feed.slug, "source_system": feed.source_system})
+    record(
+        actor=actor,
+        action="datafeed.create",
+        target=feed,
+        summary=f"Registered data feed {feed.slug}",
+        payload={"slug": feed.slug, "source_system": feed.source_system},
+    )
     return feed
 
 
@@ -268,17 +326,28 @@ def site_create(*, actor: Any, code: str, name: str) -> Site:
     if errors:
         raise ValidationError(errors)
     _save(site, actor=actor, reason="registered")
-    record(actor=actor, action="site.create", target=site, summary=f"Registered site {code}",
-           payload={"code": code})
+    record(
+        actor=actor,
+        action="site.create",
+        target=site,
+        summary=f"Registered site {code}",
+        payload={"code": code},
+    )
     return site
 
 
 # --- Deployments ----------------------------------------------------------------------------
 
+
 @transaction.atomic
 def deployment_start(
-    *, actor: Any, version: ModelVersion, site: Site, reason: str,
-    mode: str = DeploymentMode.LIVE, at: datetime | None = None,
+    *,
+    actor: Any,
+    version: ModelVersion,
+    site: Site,
+    reason: str,
+    mode: str = DeploymentMode.LIVE,
+    at: datetime | None = None,
 ) -> Deployment:
     """Start ``version`` at ``site``. A live deployment ends the model's previous live one
     there (kept, with its end time), so history is never overwritten."""
@@ -289,7 +358,9 @@ def deployment_start(
     if not site.is_active:
         raise ValidationError({"site": f"Site {site.code} is inactive."})
     if not version.is_deployable():
-        raise ValidationError({"version": f"{version} is {version.status}; only an approved version can be deployed."})
+        raise ValidationError(
+            {"version": f"{version} is {version.status}; only an approved version can be deployed."}
+        )
     if not reason.strip():
         raise ValidationError({"reason": "Say why (e.g. the release it carries out)."})
     now = at or timezone.now()
@@ -306,19 +377,29 @@ def deployment_start(
             _end(previous, actor=actor, reason=f"superseded by {version.version}", at=now)
             _settle_superseded(previous.version, actor=actor)
     deployment = Deployment(
-        model=version.model, version=version, site=site, mode=mode, started_at=now,
-        started_by=_user(actor) or version.created_by, reason=reason,
+        model=version.model,
+        version=version,
+        site=site,
+        mode=mode,
+        started_at=now,
+        started_by=_user(actor) or version.created_by,
+        reason=reason,
     )
     _save(deployment, actor=actor, reason=reason)
     if mode == DeploymentMode.LIVE and version.status != VersionStatus.DEPLOYED:
         version.status = VersionStatus.DEPLOYED
         _save(version, actor=actor, reason=f"deployed at {site.code}", update_fields=["status"])
     record(
-        actor=actor, action="deployment.start", target=deployment,
+        actor=actor,
+        action="deployment.start",
+        target=deployment,
         summary=f"{version} {mode} at {site.code}",
         payload={
-            "model": version.model.slug, "version": version.version, "site": site.code,
-            "mode": mode, "reason": reason,
+            "model": version.model.slug,
+            "version": version.version,
+            "site": site.code,
+            "mode": mode,
+            "reason": reason,
             "superseded_deployment": previous.pk if previous else None,
         },
     )
@@ -335,9 +416,13 @@ def _settle_superseded(version: ModelVersion, *, actor: Any) -> None:
 
 def _end(deployment: Deployment, *, actor: Any, reason: str, at: datetime) -> None:
     deployment.ended_at, deployment.ended_by, deployment.end_reason = at, _user(actor), reason
-    _save(deployment, actor=actor, reason=reason, update_fields=["ended_at", "ended_by", "end_reason"])
+    _save(
+        deployment, actor=actor, reason=reason, update_fields=["ended_at", "ended_by", "end_reason"]
+    )
     record(
-        actor=actor, action="deployment.end", target=deployment,
+        actor=actor,
+        action="deployment.end",
+        target=deployment,
         summary=f"{deployment.version} ended at {deployment.site.code}",
         payload={"site": deployment.site.code, "reason": reason},
     )
@@ -357,24 +442,40 @@ def deployment_end(*, actor: Any, deployment: Deployment, reason: str) -> Deploy
 
 
 @transaction.atomic
-def deployment_set_frozen(*, actor: Any, deployment: Deployment, frozen: bool, reason: str) -> Deployment:
+def deployment_set_frozen(
+    *, actor: Any, deployment: Deployment, frozen: bool, reason: str
+) -> Deployment:
     """The kill switch: a frozen deployment defers every case to a human."""
     require_perms(actor, "registry.freeze_deployment")
-    deployment = Deployment.objects.select_for_update().select_related("site", "version").get(pk=deployment.pk)
+    deployment = (
+        Deployment.objects.select_for_update()
+        .select_related("site", "version")
+        .get(pk=deployment.pk)
+    )
     if deployment.ended_at is not None:
         raise ValidationError({"deployment": "An ended deployment cannot be frozen or unfrozen."})
     if deployment.frozen == frozen:
-        raise ValidationError({"frozen": "The deployment is already " + ("frozen." if frozen else "running.")})
+        raise ValidationError(
+            {"frozen": "The deployment is already " + ("frozen." if frozen else "running.")}
+        )
     if not reason.strip():
         raise ValidationError({"reason": "Say why."})
     deployment.frozen = frozen
     deployment.frozen_at = timezone.now() if frozen else None
     deployment.frozen_reason = reason if frozen else ""
-    _save(deployment, actor=actor, reason=reason, update_fields=["frozen", "frozen_at", "frozen_reason"])
+    _save(
+        deployment,
+        actor=actor,
+        reason=reason,
+        update_fields=["frozen", "frozen_at", "frozen_reason"],
+    )
     record(
-        actor=actor, action="deployment.freeze" if frozen else "deployment.unfreeze",
+        actor=actor,
+        action="deployment.freeze" if frozen else "deployment.unfreeze",
         target=deployment,
-        summary=f"{deployment.version} at {deployment.site.code} {'frozen' if frozen else 'unfrozen'}",
+        summary=(
+            f"{deployment.version} at {deployment.site.code} {'frozen' if frozen else 'unfrozen'}"
+        ),
         payload={"site": deployment.site.code, "reason": reason},
     )
     return deployment

@@ -33,12 +33,27 @@ def test_the_audit_trail_imports_no_other_vigil_app():
     # Its pages and API check roles (accounts); the trail itself (chain, models, record,
     # verification) stands alone.
     modules = imported_modules("governance/audit", skip=("views.py", "urls.py", "api"))
-    outside = {m for m in modules if m.split(".")[0] in VIGIL_APPS and not m.startswith("governance.audit")}
+    outside = {
+        m for m in modules if m.split(".")[0] in VIGIL_APPS and not m.startswith("governance.audit")
+    }
     assert outside == set()
 
 
 def test_statistics_import_nothing_but_numpy_and_scipy():
-    allowed = {"numpy", "scipy", "math", "dataclasses", "typing", "collections", "__future__", "monitoring", "enum", "functools", "itertools", "statistics"}
+    allowed = {
+        "numpy",
+        "scipy",
+        "math",
+        "dataclasses",
+        "typing",
+        "collections",
+        "__future__",
+        "monitoring",
+        "enum",
+        "functools",
+        "itertools",
+        "statistics",
+    }
     assert top_levels(imported_modules("monitoring/stats")) <= allowed
 
 

@@ -16,7 +16,12 @@ from rest_framework.test import APIClient
 from accounts.services import service_account_create
 from registry import services
 from tests.conftest import ROLES
-from tests.factories import ClinicalModelFactory, FeatureSpecFactory, ModelVersionFactory, SiteFactory
+from tests.factories import (
+    ClinicalModelFactory,
+    FeatureSpecFactory,
+    ModelVersionFactory,
+    SiteFactory,
+)
 
 EVERYONE = frozenset(ROLES)
 NOBODY: frozenset[str] = frozenset()
@@ -78,7 +83,9 @@ PUBLIC = {
 }
 
 
-def walk(resolver: URLResolver, prefix: str = "", namespace: str = "") -> Iterator[tuple[str, URLPattern]]:
+def walk(
+    resolver: URLResolver, prefix: str = "", namespace: str = ""
+) -> Iterator[tuple[str, URLPattern]]:
     for entry in resolver.url_patterns:
         if isinstance(entry, URLResolver):
             ns = namespace
@@ -110,18 +117,30 @@ def sample(db, director) -> dict[str, object]:
     version = ModelVersionFactory(model=ClinicalModelFactory(slug="matrix-model"), version="1.0.0")
     FeatureSpecFactory(version=version, name="heart_rate")
     site = SiteFactory(code="NORTH")
-    deployment = services.deployment_start(actor=director, version=version, site=site, reason="test")
-    feed = services.datafeed_create(actor=None, fields={
-        "slug": "vitals", "name": "Vitals", "source_system": "ehr_vitals",
-        "expected_cadence_minutes": 15, "owner": director,
-    })
+    deployment = services.deployment_start(
+        actor=director, version=version, site=site, reason="test"
+    )
+    feed = services.datafeed_create(
+        actor=None,
+        fields={
+            "slug": "vitals",
+            "name": "Vitals",
+            "source_system": "ehr_vitals",
+            "expected_cadence_minutes": 15,
+            "owner": director,
+        },
+    )
     from governance.audit.models import AuditEvent
 
     issued = service_account_create(actor=None, name="matrix-svc", model_slugs=["matrix-model"])
     return {
         "service": issued,
-        "slug": "matrix-model", "version": "1.0.0", "code": "NORTH", "pk": deployment.pk,
-        "model_slug": "matrix-model", "fmt": "json",
+        "slug": "matrix-model",
+        "version": "1.0.0",
+        "code": "NORTH",
+        "pk": deployment.pk,
+        "model_slug": "matrix-model",
+        "fmt": "json",
         "seq": AuditEvent.objects.order_by("-seq").first().seq,
         "feed-detail:slug": feed.slug,
     }

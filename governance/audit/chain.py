@@ -92,7 +92,9 @@ def verify(
         count += 1
     if expected_count is not None and expected_count != count:
         return Verdict(
-            False, count, count + 1,
+            False,
+            count,
+            count + 1,
             f"chain head records {expected_count} events but {count} are present",
         )
     if expected_head is not None and expected_head != prev_hash:

@@ -32,7 +32,10 @@ class AuditEvent(models.Model):
     seq = models.PositiveBigIntegerField(unique=True)
     occurred_at = models.DateTimeField(db_index=True)
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
         related_name="+",
     )
     actor_label = models.CharField(max_length=150, help_text="username at the time, or 'system'")
@@ -61,6 +64,14 @@ class AuditEvent(models.Model):
     def __str__(self) -> str:
         return f"#{self.seq} {self.action} by {self.actor_label}"
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise TypeError("audit events are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise TypeError("audit events are append-only")
+
     def content(self) -> dict[str, Any]:
         """The hashed content of this event, exactly as ``chain.event_hash`` expects it."""
         return {
@@ -75,14 +86,6 @@ class AuditEvent(models.Model):
             "payload": self.payload,
             "prev_hash": self.prev_hash,
         }
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        if not self._state.adding:
-            raise TypeError("audit events are append-only")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
-        raise TypeError("audit events are append-only")
 
 
 class ChainHead(models.Model):

@@ -16,8 +16,18 @@ from governance.audit.models import AuditEvent, ChainHead
 # Vigil's own records and pseudonymous keys only.
 FORBIDDEN_PAYLOAD_KEYS = frozenset(
     {
-        "mrn", "patient_id", "patient_name", "name_of_patient", "dob", "date_of_birth", "ssn",
-        "address", "phone", "email_of_patient", "case_key", "raw_case_key",
+        "mrn",
+        "patient_id",
+        "patient_name",
+        "name_of_patient",
+        "dob",
+        "date_of_birth",
+        "ssn",
+        "address",
+        "phone",
+        "email_of_patient",
+        "case_key",
+        "raw_case_key",
     }
 )
 

@@ -19,10 +19,16 @@ def make_chain(n: int) -> list[chain.Link]:
     links, prev = [], chain.GENESIS_HASH
     for seq in range(1, n + 1):
         content = {
-            "seq": seq, "occurred_at": f"2026-01-01T00:00:{seq:02d}.000000+00:00",
-            "actor": "alice", "actor_role": "ml_engineer", "action": "model.register",
-            "object_type": "registry.clinicalmodel", "object_id": str(seq),
-            "summary": f"event {seq}", "payload": {"n": seq}, "prev_hash": prev,
+            "seq": seq,
+            "occurred_at": f"2026-01-01T00:00:{seq:02d}.000000+00:00",
+            "actor": "alice",
+            "actor_role": "ml_engineer",
+            "action": "model.register",
+            "object_type": "registry.clinicalmodel",
+            "object_id": str(seq),
+            "summary": f"event {seq}",
+            "payload": {"n": seq},
+            "prev_hash": prev,
         }
         digest = chain.event_hash(content)
         links.append(chain.Link(content=content, stored_hash=digest))
@@ -39,7 +45,9 @@ def test_it_hashes_the_canonical_json_with_sha256():
 
 
 def test_it_verifies_an_intact_chain():
-    verdict = chain.verify(make_chain(5), expected_count=5, expected_head=make_chain(5)[-1].stored_hash)
+    verdict = chain.verify(
+        make_chain(5), expected_count=5, expected_head=make_chain(5)[-1].stored_hash
+    )
     assert verdict.ok and verdict.count == 5
 
 
@@ -78,7 +86,11 @@ def test_it_refuses_naive_times():
     assert chain.canonical_time(datetime(2026, 1, 1, tzinfo=UTC)).endswith("+00:00")
 
 
-@given(st.dictionaries(st.text(max_size=8), st.one_of(st.integers(), st.text(max_size=8), st.booleans(), st.none())))
+@given(
+    st.dictionaries(
+        st.text(max_size=8), st.one_of(st.integers(), st.text(max_size=8), st.booleans(), st.none())
+    )
+)
 def test_it_hashes_payloads_independently_of_key_order(payload):
     base = dict(make_chain(1)[0].content, payload=payload)
     reordered = dict(base, payload=dict(reversed(list(payload.items()))))

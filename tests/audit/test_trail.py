@@ -13,7 +13,10 @@ pytestmark = pytest.mark.django_db
 
 
 def append(n: int) -> list[AuditEvent]:
-    return [record(actor=None, action="test.event", summary=f"event {i}", payload={"i": i}) for i in range(n)]
+    return [
+        record(actor=None, action="test.event", summary=f"event {i}", payload={"i": i})
+        for i in range(n)
+    ]
 
 
 def test_it_chains_each_event_to_the_previous_one():

@@ -107,6 +107,14 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         _note_for_scripts_test(f"e2e tests {verdict}: {problem}")
 
 
+def log_in(page: Any, username: str, password: str = DEMO_PASSWORD) -> None:
+    """Log in through the login page, as a person would."""
+    page.goto("/accounts/login/")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.get_by_role("button", name="Log in").click()
+
+
 # --- The server -----------------------------------------------------------------------------
 
 

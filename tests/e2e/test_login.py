@@ -8,21 +8,14 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import DEMO_MODEL_NAMES, DEMO_PASSWORD, DEMO_USERS, Server
-
-
-def _log_in(page: Any, username: str, password: str) -> None:
-    page.goto("/accounts/login/")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", password)
-    page.get_by_role("button", name="Log in").click()
+from tests.e2e.conftest import DEMO_MODEL_NAMES, DEMO_PASSWORD, DEMO_USERS, Server, log_in
 
 
 @pytest.mark.parametrize(("username", "role"), sorted(DEMO_USERS.items()))
 def test_it_logs_each_demo_role_in_to_the_inventory(
     page: Any, vigil_server: Server, username: str, role: str
 ) -> None:
-    _log_in(page, username, DEMO_PASSWORD)
+    log_in(page, username, DEMO_PASSWORD)
 
     expect(page).to_have_url(f"{vigil_server.url}/models/")
     expect(page.get_by_role("button", name="Log out")).to_be_visible()
@@ -33,7 +26,7 @@ def test_it_logs_each_demo_role_in_to_the_inventory(
 
 
 def test_it_refuses_a_wrong_password_with_an_error(page: Any, vigil_server: Server) -> None:
-    _log_in(page, "director", "not-the-password-2026")
+    log_in(page, "director", "not-the-password-2026")
 
     expect(page).to_have_url(f"{vigil_server.url}/accounts/login/")
     expect(page.get_by_role("alert")).to_contain_text("correct username and password")

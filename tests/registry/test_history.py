@@ -11,7 +11,15 @@ from tests.factories import ClinicalModelFactory, ModelVersionFactory, SiteFacto
 
 pytestmark = pytest.mark.django_db
 
-GOVERNED = [rm.ClinicalModel, rm.ModelVersion, rm.FeatureSpec, rm.CohortColumn, rm.DataFeed, rm.Site, rm.Deployment]
+GOVERNED = [
+    rm.ClinicalModel,
+    rm.ModelVersion,
+    rm.FeatureSpec,
+    rm.CohortColumn,
+    rm.DataFeed,
+    rm.Site,
+    rm.Deployment,
+]
 
 
 @pytest.mark.parametrize("model", GOVERNED, ids=lambda m: m.__name__)
@@ -34,7 +42,9 @@ def test_every_registry_model_has_history():
 
 def test_an_update_is_recorded_with_actor_and_reason(ml_engineer):
     model = ClinicalModelFactory(risk_tier="low")
-    services.model_update(actor=ml_engineer, model=model, fields={"risk_tier": "high"}, reason="ICU use approved")
+    services.model_update(
+        actor=ml_engineer, model=model, fields={"risk_tier": "high"}, reason="ICU use approved"
+    )
     latest = model.history.first()
     assert latest.risk_tier == "high"
     assert latest.history_user == ml_engineer

@@ -9,10 +9,18 @@ from tests.factories import ClinicalModelFactory
 def test_it_registers_a_version_with_features_and_audits(ml_engineer):
     model = ClinicalModelFactory()
     version = services.version_register(
-        actor=ml_engineer, model=model,
-        fields=dict(version="2.0.0", artifact_uri="s3://x", artifact_sha256="b" * 64,
-                    training_data_source="EHR", training_window_start="2022-01-01",
-                    training_window_end="2022-12-31", training_set_size=10, label_definition="x"),
+        actor=ml_engineer,
+        model=model,
+        fields=dict(
+            version="2.0.0",
+            artifact_uri="s3://x",
+            artifact_sha256="b" * 64,
+            training_data_source="EHR",
+            training_window_start="2022-01-01",
+            training_window_end="2022-12-31",
+            training_set_size=10,
+            label_definition="x",
+        ),
         features=[{"name": "heart_rate", "dtype": "numeric", "min_value": 0, "max_value": 300}],
     )
     assert version.features.count() == 1
@@ -28,10 +36,14 @@ def test_only_a_medical_director_approves_a_version(ml_engineer, director):
 
     version = ModelVersionFactory(status="candidate")
     with pytest.raises(PermissionDenied):
-        services.version_transition(actor=ml_engineer, version=version, to_status="approved", reason="ok")
+        services.version_transition(
+            actor=ml_engineer, version=version, to_status="approved", reason="ok"
+        )
     version.refresh_from_db()
     assert version.status == "candidate"
-    services.version_transition(actor=director, version=version, to_status="approved", reason="committee")
+    services.version_transition(
+        actor=director, version=version, to_status="approved", reason="committee"
+    )
     version.refresh_from_db()
     assert version.status == "approved"
 
@@ -59,8 +71,19 @@ def test_reserved_slugs_are_refused(ml_engineer):
 
     owner = UserFactory()
     with pytest.raises(ValidationError) as exc:
-        services.model_register(actor=ml_engineer, fields=dict(
-            slug="live", name="x", summary="x", intended_use="x", intended_population="x",
-            intended_setting="x", risk_tier="low", clinical_owner=owner, technical_owner=owner,
-            contact="a@b.org"))
+        services.model_register(
+            actor=ml_engineer,
+            fields=dict(
+                slug="live",
+                name="x",
+                summary="x",
+                intended_use="x",
+                intended_population="x",
+                intended_setting="x",
+                risk_tier="low",
+                clinical_owner=owner,
+                technical_owner=owner,
+                contact="a@b.org",
+            ),
+        )
     assert "reserved" in str(exc.value.message_dict["slug"])

@@ -20,8 +20,12 @@ class Command(BaseCommand):
         try:
             issued = service_account_create(actor=None, name=options["name"], model_slugs=slugs)
         except ValidationError as exc:
-            raise CommandError("; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())) from exc
-        names = ", ".join(issued.account.clinical_models.order_by("slug").values_list("slug", flat=True))
+            raise CommandError(
+                "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
+            ) from exc
+        names = ", ".join(
+            issued.account.clinical_models.order_by("slug").values_list("slug", flat=True)
+        )
         self.stdout.write(f"Service account {issued.account.name} may log for: {names}")
         self.stdout.write("Token (shown once, store it in the model service's secret store):")
         self.stdout.write(issued.token)
