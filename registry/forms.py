@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from registry import selectors
 from registry.models import (
+    RESERVED_SLUGS,
     VERSION_TRANSITIONS,
     ClinicalModel,
     DataFeed,
@@ -29,9 +30,6 @@ from registry.models import (
     VersionStatus,
     feature_spec_errors,
 )
-
-#: Path segments under /models/ that a model slug would shadow.
-RESERVED_SLUGS = frozenset({"new", "live", "sites", "feeds"})
 
 
 def add_service_errors(form: forms.BaseForm, error: ValidationError) -> None:
