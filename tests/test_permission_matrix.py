@@ -53,6 +53,7 @@ MATRIX: dict[str, dict[str, frozenset[str]]] = {
     "cards:card": {"GET": EVERYONE},
     "cards:export": {"GET": EVERYONE},
     "audit:trail": {"GET": AUDITORS},
+    "audit:verify": {"POST": COMPLIANCE},
     # API
     "api-schema": {"GET": EVERYONE},
     "api-docs": {"GET": EVERYONE},

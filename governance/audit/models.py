@@ -98,3 +98,30 @@ class ChainHead(models.Model):
 
     def __str__(self) -> str:
         return f"chain head #{self.seq}"
+
+
+class ChainVerification(models.Model):
+    """One run of the chain verification, kept so pages show the latest verdict without
+    re-reading the whole trail (which grows without bound)."""
+
+    class Trigger(models.TextChoices):
+        SCHEDULE = "schedule", "Scheduled"
+        PAGE = "page", "Requested on the audit trail page"
+
+    verified_at = models.DateTimeField()
+    trigger = models.CharField(max_length=10, choices=Trigger.choices)
+    verified_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    ok = models.BooleanField()
+    event_count = models.PositiveBigIntegerField(help_text="events verified before any break")
+    broken_seq = models.PositiveBigIntegerField(null=True, blank=True)
+    reason = models.CharField(max_length=300, blank=True)
+    head_hash = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["-verified_at"]
+        get_latest_by = "verified_at"
+
+    def __str__(self) -> str:
+        return f"{'OK' if self.ok else 'BROKEN'} at {self.verified_at:%Y-%m-%d %H:%M} UTC"

@@ -6,11 +6,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
 from governance.audit import chain
-from governance.audit.models import AuditEvent, ChainHead
+from governance.audit.models import AuditEvent, ChainHead, ChainVerification
+from governance.audit.selectors import verify_stored_chain
 
 # Keys that would carry direct patient identifiers. The audit trail holds aggregates, ids of
 # Vigil's own records and pseudonymous keys only.
@@ -113,3 +115,36 @@ def record(
     head.seq, head.hash = event.seq, event.hash
     head.save(update_fields=["seq", "hash"])
     return event
+
+
+@transaction.atomic
+def chain_verify(*, actor: AbstractBaseUser | None, trigger: str) -> ChainVerification:
+    """Verify the whole chain, keep the verdict, and record that it was checked.
+
+    The verification event is appended after the walk, so it is covered by the next one.
+    """
+    if actor is not None and not actor.has_perm("audit.verify_auditevent"):  # type: ignore[attr-defined]
+        raise PermissionDenied("Your role does not allow verifying the audit chain.")
+    verdict = verify_stored_chain()
+    verification = ChainVerification.objects.create(
+        verified_at=timezone.now(),
+        trigger=trigger,
+        verified_by=actor,
+        ok=verdict.ok,
+        event_count=verdict.count,
+        broken_seq=verdict.broken_seq,
+        reason=verdict.reason[:300],
+        head_hash=verdict.last_hash,
+    )
+    record(
+        actor=actor,
+        action="audit.verify",
+        target=verification,
+        summary=(
+            f"Audit chain verified: {verdict.count} events intact"
+            if verdict.ok
+            else f"Audit chain BROKEN at event #{verdict.broken_seq}: {verdict.reason}"
+        ),
+        payload={"ok": verdict.ok, "count": verdict.count, "broken_seq": verdict.broken_seq},
+    )
+    return verification

@@ -4,16 +4,17 @@ import logging
 
 from celery import shared_task
 
-from governance.audit.selectors import verify_stored_chain
+from governance.audit.models import ChainVerification
+from governance.audit.services import chain_verify
 
 logger = logging.getLogger(__name__)
 
 
 @shared_task
 def verify_audit_chain() -> dict[str, object]:
-    """Scheduled verification. A break is logged at CRITICAL; the governance-alert routing that
-    pages compliance arrives with the incidents app."""
-    verdict = verify_stored_chain()
-    if not verdict.ok:
-        logger.critical("audit chain broken at event #%s: %s", verdict.broken_seq, verdict.reason)
-    return {"ok": verdict.ok, "count": verdict.count, "broken_seq": verdict.broken_seq}
+    """Scheduled verification. A break is logged at CRITICAL; the governance alert that pages
+    compliance arrives with the incidents app."""
+    result = chain_verify(actor=None, trigger=ChainVerification.Trigger.SCHEDULE)
+    if not result.ok:
+        logger.critical("audit chain broken at event #%s: %s", result.broken_seq, result.reason)
+    return {"ok": result.ok, "count": result.event_count, "broken_seq": result.broken_seq}

@@ -85,3 +85,15 @@ def test_it_records_actor_name_and_role(ml_engineer):
     assert event.actor == ml_engineer
     assert event.actor_label == ml_engineer.username
     assert event.actor_role == "ml_engineer"
+
+
+def test_the_scheduled_task_keeps_its_verdict_and_records_the_check():
+    from governance.audit.models import ChainVerification
+    from governance.audit.tasks import verify_audit_chain
+
+    append(3)
+    result = verify_audit_chain.delay().get()
+    assert result == {"ok": True, "count": 3, "broken_seq": None}
+    stored = ChainVerification.objects.get()
+    assert stored.ok and stored.event_count == 3 and stored.trigger == "schedule"
+    assert AuditEvent.objects.order_by("-seq").first().action == "audit.verify"

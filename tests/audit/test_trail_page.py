@@ -16,6 +16,7 @@ from governance.audit.services import record
 
 pytestmark = pytest.mark.django_db
 
+VERIFY_URL = "/audit/verify/"
 URL = "/audit/"
 
 
@@ -89,13 +90,18 @@ def test_it_shows_events_newest_first_with_hash_prefix(events, client_for):
     assert "{% extends" not in html and "<footer" in html  # rendered inside base.html
 
 
-def test_it_shows_the_chain_status_to_verifiers_only(events, client_for):
-    verifier = client_for("compliance_officer").get(URL).content.decode()
-    assert "Chain verified OK" in verifier
-    reader = client_for("medical_director").get(URL)
-    assert reader.status_code == 200
-    assert "Chain verified" not in reader.content.decode()
-    assert "Chain broken" not in reader.content.decode()
+def test_it_verifies_on_request_and_shows_the_stored_verdict(events, client_for):
+    compliance = client_for("compliance_officer")
+    assert "has not been verified yet" in compliance.get(URL).content.decode()
+    response = compliance.post(VERIFY_URL, follow=True)
+    html = response.content.decode()
+    assert "Chain verified OK" in html and "Verify now" in html
+    assert AuditEvent.objects.filter(action="audit.verify").count() == 1
+    # A director reads the stored verdict but may not trigger a verification.
+    director = client_for("medical_director")
+    html = director.get(URL).content.decode()
+    assert "Chain verified OK" in html and "Verify now" not in html
+    assert director.post(VERIFY_URL).status_code == 403
 
 
 def test_it_reports_where_the_chain_is_broken(events, client_for):
@@ -108,7 +114,7 @@ def test_it_reports_where_the_chain_is_broken(events, client_for):
         cursor.execute(
             "UPDATE audit_auditevent SET summary = 'nothing' WHERE seq = %s", [events[1].seq]
         )
-    html = client.get(URL).content.decode()
+    html = client.post(VERIFY_URL, follow=True).content.decode()
     assert f"Chain broken at #{events[1].seq}" in html
     assert "Chain verified OK" not in html
 
