@@ -14,8 +14,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import LoginThrottle, ServiceAccount, hash_token, new_token
-from accounts.roles import SERVICE_GROUP
+from accounts.roles import SERVICE_GROUP, Role
 from governance.audit.services import record
+
+ROLE_NAMES = tuple(str(role) for role in Role)
 
 
 @dataclass(frozen=True)
@@ -123,3 +125,124 @@ def logout_recorded(*, user: object, reason: str) -> None:
     action = "auth.session_timeout" if reason == "idle" else "auth.logout"
     summary = f"{user} signed out after inactivity" if reason == "idle" else f"{user} logged out"
     record(actor=user, action=action, target=user, summary=summary)  # type: ignore[arg-type]
+
+
+# --- People and roles (operators' management commands) --------------------------------------
+
+
+def _role_group(role: str) -> Group:
+    if role not in ROLE_NAMES:
+        raise ValidationError(
+            {"role": f"Unknown role {role!r}; use one of {', '.join(ROLE_NAMES)}."}
+        )
+    return Group.objects.get(name=role)
+
+
+@transaction.atomic
+def user_create(
+    *,
+    actor: object | None,
+    username: str,
+    email: str,
+    first_name: str,
+    last_name: str,
+    password: str,
+    roles: list[str],
+    via: str,
+) -> object:
+    """A person's account with its roles. The password is checked by the configured validators."""
+    from django.contrib.auth import password_validation
+
+    User = get_user_model()
+    errors: dict[str, list[str]] = {}
+    if User.objects.filter(username=username).exists():
+        errors["username"] = [f"A user named {username!r} already exists."]
+    if not roles:
+        errors["roles"] = ["Give the person at least one role."]
+    groups = []
+    for role in roles:
+        try:
+            groups.append(_role_group(role))
+        except ValidationError as exc:
+            errors.setdefault("roles", []).extend(exc.message_dict["role"])
+    candidate = User(username=username, email=email, first_name=first_name, last_name=last_name)
+    try:
+        candidate.full_clean(exclude=["password"])
+    except ValidationError as exc:
+        for key, messages in exc.message_dict.items():
+            errors.setdefault(key, []).extend(messages)
+    try:
+        password_validation.validate_password(password, user=candidate)
+    except ValidationError as exc:
+        errors["password"] = list(exc.messages)
+    if errors:
+        raise ValidationError(errors)
+    candidate.set_password(password)
+    candidate.save()
+    candidate.groups.set(groups)
+    record(
+        actor=actor,  # type: ignore[arg-type]
+        action="user.create",
+        target=candidate,
+        summary=f"Created user {username} with roles {', '.join(sorted(roles))}",
+        payload={"roles": sorted(roles), "via": via},
+    )
+    return candidate
+
+
+@transaction.atomic
+def role_set(*, actor: object | None, username: str, role: str, granted: bool, via: str) -> None:
+    User = get_user_model()
+    user = User.objects.select_for_update().filter(username=username).first()
+    if user is None:
+        raise ValidationError({"username": f"No user named {username!r}."})
+    group = _role_group(role)
+    holds = user.groups.filter(pk=group.pk).exists()
+    if holds == granted:
+        raise ValidationError(
+            {"role": f"{username} {'already holds' if holds else 'does not hold'} {role}."}
+        )
+    (user.groups.add if granted else user.groups.remove)(group)
+    record(
+        actor=actor,  # type: ignore[arg-type]
+        action="user.role_grant" if granted else "user.role_revoke",
+        target=user,
+        summary=(f"Granted {role} to {username}" if granted else f"Revoked {role} from {username}"),
+        payload={"role": role, "via": via},
+    )
+
+
+@transaction.atomic
+def login_unlock(*, actor: object | None, username: str, via: str) -> None:
+    throttle = LoginThrottle.objects.select_for_update().filter(username=username).first()
+    if throttle is None or not throttle.is_locked():
+        raise ValidationError({"username": f"{username} is not locked out."})
+    throttle.delete()
+    record(
+        actor=actor,  # type: ignore[arg-type]
+        action="auth.unlock",
+        object_type="auth.user",
+        summary=f"Unlocked {username} after a lock-out",
+        payload={"via": via},
+    )
+
+
+@transaction.atomic
+def service_account_revoke(*, actor: object | None, name: str, reason: str, via: str) -> None:
+    account = ServiceAccount.objects.select_for_update().filter(name=name).first()
+    if account is None:
+        raise ValidationError({"name": f"No service account named {name!r}."})
+    if not account.is_active:
+        raise ValidationError({"name": f"{name} is already revoked."})
+    if not reason.strip():
+        raise ValidationError({"reason": "Say why the token is revoked."})
+    account.is_active = False
+    account._change_reason = reason  # type: ignore[attr-defined]
+    account.save(update_fields=["is_active"])
+    record(
+        actor=actor,  # type: ignore[arg-type]
+        action="service_account.revoke",
+        target=account,
+        summary=f"Revoked service account {name}",
+        payload={"reason": reason, "via": via},
+    )

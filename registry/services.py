@@ -352,6 +352,9 @@ def deployment_start(
     """Start ``version`` at ``site``. A live deployment ends the model's previous live one
     there (kept, with its end time), so history is never overwritten."""
     require_perms(actor, "registry.add_deployment")
+    # Lock the model first: two deployments of one model start one after the other, so the
+    # second cleanly supersedes the first instead of failing on the one-live constraint.
+    ClinicalModel.objects.select_for_update().get(pk=version.model_id)
     version = ModelVersion.objects.select_for_update().select_related("model").get(pk=version.pk)
     if mode not in DeploymentMode.values:
         raise ValidationError({"mode": f"Unknown mode {mode!r}."})

@@ -3,8 +3,9 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandParser
 
+from accounts.management.commands._operator import as_command_error
 from accounts.services import service_account_create
 
 
@@ -20,9 +21,7 @@ class Command(BaseCommand):
         try:
             issued = service_account_create(actor=None, name=options["name"], model_slugs=slugs)
         except ValidationError as exc:
-            raise CommandError(
-                "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
-            ) from exc
+            raise as_command_error(exc) from exc
         names = ", ".join(
             issued.account.clinical_models.order_by("slug").values_list("slug", flat=True)
         )
