@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 
 from governance import demo
+from tests.required_services import note_for_scripts_test, services_required
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -47,20 +48,6 @@ DEMO_PASSWORD = demo.demo_password()
 DEMO_USERS = {user.username: str(user.role) for user in demo.USERS}
 DEMO_MODEL_NAMES = [model.fields["name"] for model in demo.MODELS]
 MISSING = pytest.StashKey[str]()
-
-
-def _note_for_scripts_test(line: str) -> None:
-    """scripts/test repeats these lines in its final summary, so a skip cannot scroll away."""
-    if os.environ.get("VIGIL_TEST_NOTES"):
-        with open(os.environ["VIGIL_TEST_NOTES"], "a") as notes:
-            notes.write(line.replace("\n", " ") + "\n")
-
-
-def services_required() -> bool:
-    return (
-        os.environ.get("CI", "").lower() == "true"
-        or os.environ.get("VIGIL_REQUIRE_SERVICES") == "1"
-    )
 
 
 def _browser_problem() -> str:
@@ -104,7 +91,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         verdict = "FAILED" if services_required() else "SKIPPED"
         terminalreporter.write_sep("!", f"E2E BROWSER TESTS {verdict}", red=True, bold=True)
         terminalreporter.write_line(problem, red=True, bold=True)
-        _note_for_scripts_test(f"e2e tests {verdict}: {problem}")
+        note_for_scripts_test(f"e2e tests {verdict}: {problem}")
 
 
 def log_in(page: Any, username: str, password: str = DEMO_PASSWORD) -> None:

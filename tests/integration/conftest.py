@@ -23,24 +23,12 @@ from urllib.parse import quote
 
 import pytest
 
+from tests.required_services import note_for_scripts_test, services_required
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 REDIS_URL = os.environ.get("VIGIL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 MISSING = pytest.StashKey[str]()
-
-
-def _note_for_scripts_test(line: str) -> None:
-    """scripts/test repeats these lines in its final summary, so a skip cannot scroll away."""
-    if os.environ.get("VIGIL_TEST_NOTES"):
-        with open(os.environ["VIGIL_TEST_NOTES"], "a") as notes:
-            notes.write(line.replace("\n", " ") + "\n")
-
-
-def services_required() -> bool:
-    return (
-        os.environ.get("CI", "").lower() == "true"
-        or os.environ.get("VIGIL_REQUIRE_SERVICES") == "1"
-    )
 
 
 def _postgres_problem() -> str:
@@ -114,7 +102,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         "(scripts/test), or run `bash .ci/run` as root to get throwaway servers.",
         red=True,
     )
-    _note_for_scripts_test(f"integration tests {verdict}: {problem}")
+    note_for_scripts_test(f"integration tests {verdict}: {problem}")
 
 
 # --- A real Celery worker -------------------------------------------------------------------
