@@ -52,18 +52,31 @@ DEPLOY = frozenset({"registry.add_deployment", "registry.change_deployment"})
 FREEZE = frozenset({"registry.freeze_deployment"})
 APPROVE = frozenset({"registry.approve_modelversion"})
 VIEW_ACCESS = frozenset({"accounts.view_serviceaccount"})
+# The gate: what a model service may do, and nothing else.
+GATE = frozenset(
+    {"monitoring.add_predictionevent", "monitoring.add_outcome", "monitoring.add_override"}
+)
+VIEW_POLICIES = frozenset({"monitoring.view_deferralpolicy"})
+EDIT_POLICIES = frozenset({"monitoring.add_deferralpolicy"})
+# Case pages show a patient's clinical inputs: minimum necessary, by role and by site.
+VIEW_CASES = frozenset({"monitoring.view_reviewcase"})
+DECIDE_CASES = frozenset({"monitoring.decide_reviewcase"})
+ALL_SITES = frozenset({"monitoring.review_all_sites"})
+
+VIEW_ALL = VIEW_REGISTRY | VIEW_POLICIES
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
-    Role.MEDICAL_DIRECTOR: VIEW_REGISTRY | VIEW_AUDIT | DEPLOY | FREEZE | APPROVE,
-    Role.COMPLIANCE_OFFICER: VIEW_REGISTRY | VIEW_AUDIT | EXPORT_AUDIT | VIEW_ACCESS,
-    Role.INCIDENT_COMMANDER: VIEW_REGISTRY | FREEZE,
-    Role.ML_ENGINEER: VIEW_REGISTRY | EDIT_MODELS | EDIT_FEEDS,
-    Role.DATA_ENGINEER: VIEW_REGISTRY | EDIT_FEEDS,
-    Role.CLINICAL_INFORMATICIST: VIEW_REGISTRY,
-    Role.QUALITY_SAFETY: VIEW_REGISTRY,
-    Role.REVIEWER: VIEW_REGISTRY,
-    Role.VIEWER: VIEW_REGISTRY,
-    SERVICE_GROUP: frozenset(),
+    Role.MEDICAL_DIRECTOR: VIEW_ALL | VIEW_AUDIT | DEPLOY | FREEZE | APPROVE | VIEW_CASES
+    | DECIDE_CASES | ALL_SITES,
+    Role.COMPLIANCE_OFFICER: VIEW_ALL | VIEW_AUDIT | EXPORT_AUDIT | VIEW_ACCESS,
+    Role.INCIDENT_COMMANDER: VIEW_ALL | FREEZE,
+    Role.ML_ENGINEER: VIEW_ALL | EDIT_MODELS | EDIT_FEEDS | EDIT_POLICIES,
+    Role.DATA_ENGINEER: VIEW_ALL | EDIT_FEEDS,
+    Role.CLINICAL_INFORMATICIST: VIEW_ALL | EDIT_POLICIES | VIEW_CASES,
+    Role.QUALITY_SAFETY: VIEW_ALL,
+    Role.REVIEWER: VIEW_ALL | VIEW_CASES | DECIDE_CASES,
+    Role.VIEWER: VIEW_ALL,
+    SERVICE_GROUP: GATE,
 }
 
 

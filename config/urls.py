@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 api_v1 = [
     path("", include("registry.api.urls")),
     path("", include("governance.audit.api.urls")),
+    path("", include("monitoring.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]
@@ -15,5 +16,7 @@ urlpatterns = [
     path("models/", include("registry.card_urls")),
     path("models/", include("registry.urls")),
     path("audit/", include("governance.audit.urls")),
+    path("review/", include("monitoring.urls")),
+    path("policies/", include("monitoring.policy_urls")),
     path("api/v1/", include(api_v1)),
 ]

@@ -474,3 +474,27 @@ class Deployment(models.Model):
     @property
     def is_active(self) -> bool:
         return self.ended_at is None
+
+
+class SiteAssignment(models.Model):
+    """Which sites a person works at: reviewers see the deferred cases of their sites only."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="site_assignments"
+    )
+    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="assignments")
+    assigned_at = models.DateTimeField(default=timezone.now)
+
+    objects = GovernedManager()
+    history = HistoricalRecords()
+
+    class Meta:
+        base_manager_name = "objects"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "site"], name="registry_site_assignment_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} at {self.site.code}"

@@ -29,9 +29,24 @@ class GovernedQuerySet(models.QuerySet[Any]):
     def bulk_create(self, objs: Any, *args: Any, **kwargs: Any) -> list[Any]:
         raise UnrecordedWriteError(f"{self.model.__name__}: bulk_create() bypasses history")
 
-    def update_or_create(self, *args: Any, **kwargs: Any) -> Any:
-        # Uses save() underneath, so history is kept; allowed.
-        return super().update_or_create(*args, **kwargs)
+    def bulk_create_recorded(
+        self, objs: list[Any], *, user: Any, reason: str, batch_size: int = 1000
+    ) -> list[Any]:
+        """The sanctioned bulk insert: the rows and their history records, in one transaction.
+
+        Needs the database to return primary keys from a bulk insert (PostgreSQL; SQLite 3.35+).
+        """
+        from django.db import transaction
+        from simple_history.utils import get_history_manager_for_model
+
+        with transaction.atomic(savepoint=False):
+            created = super().bulk_create(objs, batch_size=batch_size)
+            if created and created[0].pk is None:
+                raise UnrecordedWriteError("this database does not return ids from bulk inserts")
+            get_history_manager_for_model(self.model).bulk_history_create(
+                created, batch_size=batch_size, default_user=user, default_change_reason=reason
+            )
+        return created
 
 
 GovernedManager = models.Manager.from_queryset(GovernedQuerySet)
