@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 
 from monitoring.gate import PredictionIn
@@ -22,13 +23,24 @@ class FiniteFloatField(serializers.FloatField):
         return value
 
 
+class AwareDateTimeField(serializers.DateTimeField):
+    """A moment with its time zone: a clinical record must not guess which clock it was."""
+
+    def to_internal_value(self, value: Any) -> Any:
+        if isinstance(value, str):
+            parsed = parse_datetime(value)
+            if parsed is not None and parsed.tzinfo is None:
+                raise serializers.ValidationError("Give the time zone (e.g. ...Z or +00:00).")
+        return super().to_internal_value(value)
+
+
 class PredictionInSerializer(serializers.Serializer):
     """One prediction as a model service sends it."""
 
     event_id = serializers.UUIDField(help_text="The client's id for this prediction (UUID).")
     model = serializers.SlugField(max_length=60)
     site = serializers.CharField(max_length=40)
-    occurred_at = serializers.DateTimeField(
+    occurred_at = AwareDateTimeField(
         help_text="When the model predicted (ISO 8601 with zone)."
     )
     case_key = serializers.CharField(
@@ -42,11 +54,6 @@ class PredictionInSerializer(serializers.Serializer):
     )
     cohort = serializers.DictField(child=serializers.CharField(max_length=100), required=False)
     version = serializers.CharField(max_length=40, required=False, allow_null=True)
-
-    def validate_occurred_at(self, value: Any) -> Any:
-        if value.tzinfo is None:
-            raise serializers.ValidationError("Give the time zone (e.g. ...Z or +00:00).")
-        return value
 
     def validate_features(self, value: dict[str, Any]) -> dict[str, Any]:
         if len(value) > MAX_FEATURES:
