@@ -26,6 +26,7 @@ from accounts.models import ServiceAccount
 from accounts.roles import Role
 from accounts.services import service_account_create
 from governance.audit.services import record
+from governance.demo_predictions import seed_predictions
 from registry import services as registry
 from registry.models import (
     ClinicalModel,
@@ -1244,6 +1245,13 @@ def seed_demo(*, password: str, write: Callable[[str], None]) -> SeedLog:
         write(f"Model {spec.fields['slug']}")
         model = _seed_model(spec, users, sites, feeds, log)
         _seed_service_account(model, log)
+    write("Predictions through the gate")
+    sent = seed_predictions(write=write)
+    log.created += sent["stored"]
+    write(
+        f"  {sent['stored']} stored ({sent['defer']} deferred to review), "
+        f"{sent['rejected']} refused"
+    )
     return log
 
 
