@@ -11,6 +11,7 @@ from django.core.management import call_command
 from accounts.roles import Role
 from governance.audit.models import AuditEvent
 from governance.demo import USERS
+from monitoring.models import PredictionEvent, ReviewCase
 from registry.cards import build_card
 from registry.models import ClinicalModel, Deployment, ModelVersion, VersionStatus
 
@@ -30,6 +31,15 @@ def demo_password(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VIGIL_DEMO_PASSWORD", PASSWORD)
 
 
+@pytest.fixture(autouse=True)
+def light_traffic(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The demo's few thousand predictions, scaled down: the same path, a fraction of the time."""
+    monkeypatch.setattr(
+        "governance.demo_predictions.VOLUME",
+        {"sepsis-ews": 120, "readmit-30d": 60, "noshow-outreach": 60},
+    )
+
+
 def seed() -> str:
     out = StringIO()
     call_command("seed_demo", stdout=out)
@@ -43,6 +53,8 @@ def counts() -> dict[str, int]:
         "deployments": Deployment.objects.count(),
         "users": get_user_model().objects.count(),
         "audit_events": AuditEvent.objects.count(),
+        "predictions": PredictionEvent.objects.count(),
+        "review_cases": ReviewCase.objects.count(),
     }
 
 
@@ -110,3 +122,11 @@ def test_everything_it_does_is_audited_and_the_chain_verifies() -> None:
     out = StringIO()
     call_command("verify_audit_chain", stdout=out)
     assert "audit chain OK" in out.getvalue()
+
+
+def test_it_sends_predictions_through_the_gate_so_the_review_queue_is_live() -> None:
+    seed()
+    # two sepsis sites, two readmission sites, one no-show site
+    assert PredictionEvent.objects.count() == 2 * 120 + 2 * 60 + 60
+    assert ReviewCase.objects.filter(status="open").exists()
+    assert set(PredictionEvent.objects.values_list("action", flat=True)) <= {"act", "defer"}
