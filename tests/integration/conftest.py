@@ -194,3 +194,7 @@ def celery_worker(django_db_setup: None) -> Iterator[Worker]:
             process.wait()
         app.conf.update(saved)
         log.unlink(missing_ok=True)
+
+
+# The gate's fixture (a deployed model and a scoped service token), shared with the unit tests.
+from tests.monitoring.conftest import gate_setup  # noqa: E402, F401
