@@ -1232,6 +1232,31 @@ def _seed_service_account(model: ClinicalModel, log: SeedLog) -> None:
     log.made(f"service account {model.slug} (user svc-{model.slug})")
 
 
+#: Who works where: reviewers see the deferred cases of their sites only.
+ASSIGNMENTS = (
+    ("reviewer", "NORTH"),
+    ("reviewer", "SOUTH"),
+    ("informaticist", "NORTH"),
+    ("informaticist", "SOUTH"),
+    ("informaticist", "EAST"),
+)
+
+
+def _seed_assignments(log: SeedLog) -> None:
+    from registry.assignments import site_assignment_set
+    from registry.models import SiteAssignment
+
+    for username, code in ASSIGNMENTS:
+        label = f"{username} at {code}"
+        if SiteAssignment.objects.filter(user__username=username, site__code=code).exists():
+            log.kept(f"assignment {label}")
+            continue
+        site_assignment_set(
+            actor=None, username=username, site_code=code, assigned=True, via="seed_demo"
+        )
+        log.made(f"assignment {label}")
+
+
 @transaction.atomic
 def seed_demo(*, password: str, write: Callable[[str], None]) -> SeedLog:
     """Load the demo data set, all or nothing. Returns what it did."""
@@ -1245,6 +1270,8 @@ def seed_demo(*, password: str, write: Callable[[str], None]) -> SeedLog:
         write(f"Model {spec.fields['slug']}")
         model = _seed_model(spec, users, sites, feeds, log)
         _seed_service_account(model, log)
+    write("Site assignments")
+    _seed_assignments(log)
     write("Predictions through the gate")
     sent = seed_predictions(write=write)
     log.created += sent["stored"]

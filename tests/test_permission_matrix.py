@@ -6,15 +6,20 @@ new page or endpoint cannot ship without someone deciding (and testing) who may 
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 
 import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.services import service_account_create
+from monitoring.gate import PredictionIn, gate_predictions
 from registry import services
+from registry.assignments import site_assignment_set
+from registry.models import SiteAssignment
 from tests.conftest import ROLES
 from tests.factories import (
     ClinicalModelFactory,
@@ -31,9 +36,11 @@ FEEDS = frozenset({"ml_engineer", "data_engineer"})
 DIRECTOR = frozenset({"medical_director"})
 FREEZERS = frozenset({"medical_director", "incident_commander"})
 COMPLIANCE = frozenset({"compliance_officer"})
+CASE_READERS = frozenset({"reviewer", "clinical_informaticist", "medical_director"})
+DECIDERS = frozenset({"reviewer", "medical_director"})
+SERVICE = frozenset({"service"})
 
-# name → {method: roles allowed}. "service" (a model service's token) is never allowed here:
-# the gate endpoints that service accounts may call arrive with the gate issue.
+# name → {method: roles allowed}; "service" is a model service's token.
 MATRIX: dict[str, dict[str, frozenset[str]]] = {
     # Pages
     "registry:inventory": {"GET": EVERYONE},
@@ -54,6 +61,9 @@ MATRIX: dict[str, dict[str, frozenset[str]]] = {
     "cards:export": {"GET": EVERYONE},
     "audit:trail": {"GET": AUDITORS},
     "audit:verify": {"POST": COMPLIANCE},
+    "review:queue": {"GET": CASE_READERS},
+    "review:case": {"GET": CASE_READERS},
+    "review:decide": {"POST": DECIDERS},
     # API
     "api-schema": {"GET": EVERYONE},
     "api-docs": {"GET": EVERYONE},
@@ -72,6 +82,8 @@ MATRIX: dict[str, dict[str, frozenset[str]]] = {
     "registry-api:deployment-end": {"POST": DIRECTOR},
     "registry-api:deployment-freeze": {"POST": FREEZERS},
     "registry-api:deployment-unfreeze": {"POST": FREEZERS},
+    "monitoring-api:prediction": {"POST": SERVICE},
+    "monitoring-api:prediction-bulk": {"POST": SERVICE},
     "audit-api:audit-event-list": {"GET": AUDITORS},
     "audit-api:audit-event-detail": {"GET": AUDITORS},
     "audit-api:audit-event-verify": {"GET": COMPLIANCE},
@@ -134,7 +146,23 @@ def sample(db, director) -> dict[str, object]:
     from governance.audit.models import AuditEvent
 
     issued = service_account_create(actor=None, name="matrix-svc", model_slugs=["matrix-model"])
+    (deferred,) = gate_predictions(
+        account=issued.account,
+        items=[
+            PredictionIn(
+                event_id=uuid.uuid4(),
+                model="matrix-model",
+                site="NORTH",
+                occurred_at=timezone.now(),
+                case_key="matrix-case",
+                features={},
+                score=0.5,
+            )
+        ],
+    )
     return {
+        "case:pk": deferred.answer.review_case_id,
+        "decide:pk": deferred.answer.review_case_id,
         "service": issued,
         "slug": "matrix-model",
         "version": "1.0.0",
@@ -157,7 +185,9 @@ def url_for(name: str, pattern: URLPattern, sample: dict[str, object]) -> str:
 
 
 def is_denied(response, api: bool) -> bool:
-    if response.status_code in (401, 403):
+    # 404 counts as denied: records outside a user's scope are not revealed to exist, and for
+    # an allowed role the sample records exist, so a 404 there is a failure.
+    if response.status_code in (401, 403, 404):
         return True
     return not api and response.status_code == 302 and "/accounts/login/" in response["Location"]
 
@@ -178,7 +208,12 @@ def test_roles_get_exactly_what_the_matrix_says(name, method, sample, user_for):
         elif role == "service":
             client.force_login(sample["service"].account.user)
         elif role != "anonymous":
-            client.force_login(user_for(role))
+            user = user_for(role)
+            if not SiteAssignment.objects.filter(user=user).exists():
+                site_assignment_set(
+                    actor=None, username=user.username, site_code="NORTH", assigned=True
+                )
+            client.force_login(user)
         extra = {"format": "json"} if api and method != "GET" else {}
         response = getattr(client, method.lower())(url, {}, **extra)
         denied = is_denied(response, api)
