@@ -248,6 +248,10 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 
+# A bulk request carries up to 10,000 predictions (several MB of JSON); Django's 2.5 MB default
+# would refuse it before the API could answer per item.
+DATA_UPLOAD_MAX_MEMORY_SIZE = envint("VIGIL_MAX_REQUEST_MB", 50) * 1024 * 1024
+
 # --- REST API -------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -45,6 +45,9 @@ class Decision:
 
 
 ACT, DEFER, SHADOW = "act", "defer", "shadow"
+#: Scores and thresholds are decimals sent as binary floats: 0.65 - 0.6 is 0.05000000000000004.
+#: A margin of 0.05 must include 0.65, so comparisons allow this much rounding.
+TOLERANCE = 1e-9
 
 
 def reasons_for(
@@ -97,7 +100,7 @@ def reasons_for(
             )
     if policy.threshold_margin is not None:
         for name, threshold in sorted(policy.thresholds.items()):
-            if abs(score - threshold) <= policy.threshold_margin:
+            if abs(score - threshold) <= policy.threshold_margin + TOLERANCE:
                 found.append(
                     Reason(
                         "near_threshold",

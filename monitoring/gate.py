@@ -118,9 +118,10 @@ def pseudonymise(case_key: str) -> str:
 
 
 @lru_cache(maxsize=256)
-def _feature_rules(version_id: int) -> tuple[FeatureRule, ...]:
+def _feature_rules(version_id: int, registered_at: datetime) -> tuple[FeatureRule, ...]:
     # A registered version's feature spec never changes (versions are immutable), so caching
-    # it per process is safe.
+    # it per process is safe. The key includes the registration time because a database may
+    # hand a rolled-back row's id to the next row (SQLite does).
     from registry.models import FeatureSpec
 
     return tuple(
@@ -222,7 +223,7 @@ def _judge(
     item: PredictionIn, deployment: Deployment, policy: DeferralPolicy | None
 ) -> tuple[deferral.Decision, list[Problem]]:
     version = deployment.version
-    problems = check_features(_feature_rules(version.pk), item.features)
+    problems = check_features(_feature_rules(version.pk, version.created_at), item.features)
     rules = (
         policy.as_policy(_thresholds(version))
         if policy

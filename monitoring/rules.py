@@ -60,7 +60,7 @@ def _check_comparison(
         raise RuleError(f"{path}.feature: a feature name")
     if features is not None and name not in features:
         raise RuleError(f"{path}.feature: {name!r} is not in the version's feature spec")
-    if op not in OPS:
+    if not isinstance(op, str) or op not in OPS:
         raise RuleError(f"{path}.op: one of {', '.join(sorted(OPS))}")
     value = condition.get("value")
     if op in ORDERED_OPS and not _is_number(value):

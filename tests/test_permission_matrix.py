@@ -17,6 +17,7 @@ from rest_framework.test import APIClient
 
 from accounts.services import service_account_create
 from monitoring.gate import PredictionIn, gate_predictions
+from monitoring.policies import policy_create
 from registry import services
 from registry.assignments import site_assignment_set
 from registry.models import SiteAssignment
@@ -39,6 +40,7 @@ COMPLIANCE = frozenset({"compliance_officer"})
 CASE_READERS = frozenset({"reviewer", "clinical_informaticist", "medical_director"})
 DECIDERS = frozenset({"reviewer", "medical_director"})
 SERVICE = frozenset({"service"})
+POLICY_EDITORS = frozenset({"ml_engineer", "clinical_informaticist"})
 
 # name → {method: roles allowed}; "service" is a model service's token.
 MATRIX: dict[str, dict[str, frozenset[str]]] = {
@@ -82,6 +84,13 @@ MATRIX: dict[str, dict[str, frozenset[str]]] = {
     "registry-api:deployment-end": {"POST": DIRECTOR},
     "registry-api:deployment-freeze": {"POST": FREEZERS},
     "registry-api:deployment-unfreeze": {"POST": FREEZERS},
+    "policies:detail": {"GET": EVERYONE},
+    "policies:edit": {"GET": POLICY_EDITORS, "POST": POLICY_EDITORS},
+    "monitoring-api:deferral-policy-list": {"GET": EVERYONE, "POST": POLICY_EDITORS},
+    "monitoring-api:deferral-policy-detail": {"GET": EVERYONE},
+    "monitoring-api:outcome": {"POST": SERVICE},
+    "monitoring-api:outcome-bulk": {"POST": SERVICE},
+    "monitoring-api:override": {"POST": SERVICE},
     "monitoring-api:prediction": {"POST": SERVICE},
     "monitoring-api:prediction-bulk": {"POST": SERVICE},
     "audit-api:audit-event-list": {"GET": AUDITORS},
@@ -145,6 +154,15 @@ def sample(db, director) -> dict[str, object]:
     )
     from governance.audit.models import AuditEvent
 
+    policy_create(
+        actor=None,
+        version=version,
+        min_confidence=0.5,
+        threshold_margin=None,
+        population_exclusions=[],
+        safety_rules=[],
+        reason="matrix",
+    )
     issued = service_account_create(actor=None, name="matrix-svc", model_slugs=["matrix-model"])
     (deferred,) = gate_predictions(
         account=issued.account,
@@ -161,6 +179,7 @@ def sample(db, director) -> dict[str, object]:
         ],
     )
     return {
+        "number": 1,
         "case:pk": deferred.answer.review_case_id,
         "decide:pk": deferred.answer.review_case_id,
         "service": issued,

@@ -40,13 +40,11 @@ class PredictionInSerializer(serializers.Serializer):
     event_id = serializers.UUIDField(help_text="The client's id for this prediction (UUID).")
     model = serializers.SlugField(max_length=60)
     site = serializers.CharField(max_length=40)
-    occurred_at = AwareDateTimeField(
-        help_text="When the model predicted (ISO 8601 with zone)."
-    )
+    occurred_at = AwareDateTimeField(help_text="When the model predicted (ISO 8601 with zone).")
     case_key = serializers.CharField(
         max_length=200, help_text="Pseudonymous case key; Vigil stores only a keyed hash of it."
     )
-    features = serializers.DictField(child=serializers.JSONField(), allow_empty=True)
+    features = serializers.DictField(child=serializers.JSONField(allow_null=True), allow_empty=True)
     score = FiniteFloatField(min_value=0.0, max_value=1.0)
     confidence = FiniteFloatField(min_value=0.0, max_value=1.0, required=False, allow_null=True)
     top_factors = serializers.ListField(

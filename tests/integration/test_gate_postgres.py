@@ -2,36 +2,11 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
-from typing import Any
-
-from django.db import connections
 from rest_framework.test import APIClient
 
 from monitoring.models import PredictionEvent, ReviewCase
+from tests.integration.concurrency import at_once
 from tests.monitoring.conftest import Gate
-
-
-def _at_once(calls: list[Callable[[], Any]]) -> list[Any]:
-    barrier = threading.Barrier(len(calls))
-    results: list[Any] = [None] * len(calls)
-
-    def run(index: int) -> None:
-        try:
-            barrier.wait(timeout=30)
-            results[index] = calls[index]()
-        except BaseException as exc:  # reported by the test, not lost in the thread
-            results[index] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return results
 
 
 def _client(gate: Gate) -> APIClient:
@@ -44,7 +19,7 @@ def test_the_same_event_sent_twice_at_once_is_stored_once(
     transactional_db: None, gate_setup: Gate
 ) -> None:
     payload = gate_setup.payload(features={"age": 64, "heart_rate": 400, "care_unit": "ward"})
-    responses = _at_once(
+    responses = at_once(
         [
             lambda: _client(gate_setup).post("/api/v1/predictions/", payload, format="json")
             for _ in range(4)
@@ -60,7 +35,7 @@ def test_overlapping_bulk_retries_store_each_event_once(
     transactional_db: None, gate_setup: Gate
 ) -> None:
     items = [gate_setup.payload(case_key=f"case-{i}") for i in range(200)]
-    responses = _at_once(
+    responses = at_once(
         [
             lambda: _client(gate_setup).post("/api/v1/predictions/bulk/", items, format="json")
             for _ in range(3)
