@@ -1232,6 +1232,59 @@ def _seed_service_account(model: ClinicalModel, log: SeedLog) -> None:
     log.made(f"service account {model.slug} (user svc-{model.slug})")
 
 
+#: The deferral policy of each live demo version: when the gate hands a case to a human.
+POLICIES: dict[tuple[str, str], dict[str, Any]] = {
+    ("sepsis-ews", "1.1.0"): {
+        "min_confidence": 0.6,
+        "threshold_margin": 0.004,
+        "population_exclusions": [],
+        "safety_rules": [
+            {
+                "code": "hypotension",
+                "text": "Systolic pressure below 80 mmHg needs a clinician now",
+                "condition": {"feature": "sbp", "op": "lt", "value": 80},
+            },
+        ],
+        "reason": "Sepsis committee: defer low-confidence and borderline scores (demo data)",
+    },
+    ("readmit-30d", "2.0.0"): {
+        "min_confidence": 0.6,
+        "threshold_margin": 0.004,
+        "population_exclusions": [],
+        "safety_rules": [],
+        "reason": "Transitions-of-care committee policy (demo data)",
+    },
+    ("noshow-outreach", "1.3.0"): {
+        "min_confidence": 0.58,
+        "threshold_margin": None,
+        "population_exclusions": [
+            {
+                "code": "paediatric",
+                "text": "Patients under 18 are out of scope",
+                "condition": {"feature": "age", "op": "lt", "value": 18},
+            },
+        ],
+        "safety_rules": [],
+        "reason": "Access-centre policy: children are contacted by the paediatric team (demo data)",
+    },
+}
+
+
+def _seed_policies(users: Mapping[str, Any], log: SeedLog) -> None:
+    from monitoring.models import DeferralPolicy
+    from monitoring.policies import policy_create
+
+    for (slug, number), spec in POLICIES.items():
+        version = ModelVersion.objects.filter(model__slug=slug, version=number).first()
+        if version is None:
+            continue
+        if DeferralPolicy.objects.filter(version=version).exists():
+            log.kept(f"deferral policy of {version}")
+            continue
+        policy_create(actor=users["informaticist"], version=version, **spec)
+        log.made(f"deferral policy v1 of {version}")
+
+
 #: Who works where: reviewers see the deferred cases of their sites only.
 ASSIGNMENTS = (
     ("reviewer", "NORTH"),
@@ -1272,6 +1325,8 @@ def seed_demo(*, password: str, write: Callable[[str], None]) -> SeedLog:
         _seed_service_account(model, log)
     write("Site assignments")
     _seed_assignments(log)
+    write("Deferral policies")
+    _seed_policies(users, log)
     write("Predictions through the gate")
     sent = seed_predictions(write=write)
     log.created += sent["stored"]

@@ -24,7 +24,7 @@ NAMESPACE = uuid.UUID("6f1d3c7e-8a1b-4f9e-9d35-2a4c1e0b7d11")
 #: Predictions per live deployment, over the last DAYS days.
 VOLUME = {"sepsis-ews": 900, "readmit-30d": 500, "noshow-outreach": 400}
 DAYS = 21
-MISSING_RATE, OUT_OF_RANGE_RATE = 0.004, 0.002
+MISSING_RATE, OUT_OF_RANGE_RATE = 0.002, 0.001
 
 
 def _value(feature: Any, rng: random.Random) -> Any:
@@ -73,7 +73,7 @@ def _items(deployment: Deployment, count: int, now: datetime) -> list[Prediction
                 case_key=f"demo-{deployment.site.code}-{rng.randrange(1, count // 3 + 2):05d}",
                 features=_features(version, rng),
                 score=round(score, 4),
-                confidence=round(min(1.0, 0.55 + rng.random() * 0.45), 3),
+                confidence=round(0.97 - rng.random() ** 4 * 0.42, 3),  # ~3% below 0.6
                 top_factors=[],
                 cohort=_cohort(version, rng),
                 version=None,
