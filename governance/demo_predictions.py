@@ -42,21 +42,30 @@ def _value(feature: Any, rng: random.Random) -> Any:
     return round(value, 1) if isinstance(low, float) or isinstance(high, float) else int(value)
 
 
-def _features(version: Any, rng: random.Random) -> dict[str, Any]:
+def _features(spec: list[Any], rng: random.Random) -> dict[str, Any]:
     features: dict[str, Any] = {}
-    for feature in version.features.all():
+    for feature in spec:
         if rng.random() < MISSING_RATE:
             continue  # the feed did not deliver it
         features[feature.name] = _value(feature, rng)
     return features
 
 
-def _cohort(version: Any, rng: random.Random) -> dict[str, str]:
-    return {c.name: rng.choice(c.values) for c in version.cohorts.all() if c.values}
+def _factors(spec: list[Any], rng: random.Random) -> list[dict[str, Any]]:
+    """Three inputs with the largest (made-up) contributions, as explainers report them."""
+    names = sorted(f.name for f in spec)
+    chosen = rng.sample(names, k=min(3, len(names)))
+    weights = sorted((round(rng.uniform(0.02, 0.2), 3) for _ in chosen), reverse=True)
+    return [{"feature": n, "contribution": w} for n, w in zip(chosen, weights, strict=True)]
+
+
+def _cohort(columns: list[Any], rng: random.Random) -> dict[str, str]:
+    return {c.name: rng.choice(c.values) for c in columns if c.values}
 
 
 def _items(deployment: Deployment, count: int, now: datetime) -> list[PredictionIn]:
     version = deployment.version
+    spec, columns = list(version.features.order_by("name")), list(version.cohorts.order_by("name"))
     rng = random.Random(f"{deployment.model.slug}/{deployment.site.code}/{version.version}")
     start = max(deployment.started_at, now - timedelta(days=DAYS))
     span = (now - start).total_seconds()
@@ -71,11 +80,11 @@ def _items(deployment: Deployment, count: int, now: datetime) -> list[Prediction
                 site=deployment.site.code,
                 occurred_at=occurred.replace(microsecond=0),
                 case_key=f"demo-{deployment.site.code}-{rng.randrange(1, count // 3 + 2):05d}",
-                features=_features(version, rng),
+                features=_features(spec, rng),
                 score=round(score, 4),
                 confidence=round(0.97 - rng.random() ** 4 * 0.42, 3),  # ~3% below 0.6
-                top_factors=[],
-                cohort=_cohort(version, rng),
+                top_factors=_factors(spec, rng),
+                cohort=_cohort(columns, rng),
                 version=None,
             )
         )
