@@ -18,7 +18,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(os.environ.get("VIGIL_VAR_DIR", BASE_DIR / "var"))
+VAR_DIR = Path(os.environ.get("VIGIL_VAR_DIR") or BASE_DIR / "var")  # empty counts as unset
 
 
 def envbool(name: str, default: bool) -> bool:
