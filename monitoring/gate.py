@@ -21,6 +21,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from monitoring import deferral
@@ -200,12 +201,23 @@ def _resolve(account: Any, item: PredictionIn, cache: dict[tuple[str, str], _Tar
     key = (item.model, item.site)
     if key in cache:
         return cache[key]
-    model = ClinicalModel.objects.filter(slug=item.model).first()
+    model = (
+        ClinicalModel.objects.filter(slug=item.model)
+        .only("id", "slug")
+        .annotate(
+            in_scope=Exists(
+                account.clinical_models.through.objects.filter(
+                    serviceaccount_id=account.pk, clinicalmodel_id=OuterRef("pk")
+                )
+            )
+        )
+        .first()
+    )
     if model is None:
         raise GateError(
             404, "unknown_model", {"model": [f"No model {item.model!r} is registered."]}
         )
-    if not account.clinical_models.filter(pk=model.pk).exists():
+    if not model.in_scope:
         raise GateError(
             403,
             "model_not_in_scope",
@@ -214,7 +226,22 @@ def _resolve(account: Any, item: PredictionIn, cache: dict[tuple[str, str], _Tar
     site = Site.objects.filter(code=item.site).first()
     if site is None:
         raise GateError(404, "unknown_site", {"site": [f"No site {item.site!r}."]})
-    deployments = list(Deployment.objects.filter(model=model, site=site).select_related("version"))
+    # Read fresh on every call: the frozen flag is the kill switch.
+    deployments = list(
+        Deployment.objects.filter(model=model, site=site)
+        .select_related("version")
+        .only(
+            "id",
+            "mode",
+            "started_at",
+            "ended_at",
+            "frozen",
+            "version__id",
+            "version__version",
+            "version__decision_thresholds",
+            "version__created_at",
+        )
+    )
     cache[key] = _Target(model=model, site=site, deployments=deployments)
     return cache[key]
 
@@ -257,18 +284,66 @@ def _answer_of(event: PredictionEvent, *, replayed: bool) -> Answer:
     )
 
 
-def _replays(items: Sequence[PredictionIn]) -> dict[uuid.UUID, PredictionEvent]:
+@dataclass(frozen=True)
+class _Stored:
+    """What a replay needs of a stored event: no wide joins (a model row has ~40 columns)."""
+
+    body_hash: str
+    answer: Answer
+
+
+_STORED_FIELDS = (
+    "event_id",
+    "body_hash",
+    "action",
+    "reasons",
+    "mode",
+    "policy_number",
+    "model__slug",
+    "version__version",
+    "site__code",
+    "review__id",
+)
+
+
+def _replays(items: Sequence[PredictionIn]) -> dict[uuid.UUID, _Stored]:
     ids = [item.event_id for item in items]
-    found: dict[uuid.UUID, PredictionEvent] = {}
+    found: dict[uuid.UUID, _Stored] = {}
     for start in range(0, len(ids), 1000):
-        events = PredictionEvent.objects.filter(
-            event_id__in=ids[start : start + 1000]
-        ).select_related("model", "version", "site", "review")
-        found.update({e.event_id: e for e in events})
+        rows = PredictionEvent.objects.filter(event_id__in=ids[start : start + 1000]).values_list(
+            *_STORED_FIELDS
+        )
+        for (
+            event_id,
+            body_hash,
+            action,
+            reasons,
+            mode,
+            number,
+            model,
+            version,
+            site,
+            review,
+        ) in rows:
+            found[event_id] = _Stored(
+                body_hash,
+                Answer(
+                    event_id=event_id,
+                    action=action,
+                    reasons=reasons,
+                    model=model,
+                    version=version,
+                    site=site,
+                    deployment_mode=mode,
+                    policy_version=number,
+                    review_case_id=review if action == deferral.DEFER else None,
+                    replayed=True,
+                ),
+            )
     return found
 
 
-def _replay(item: PredictionIn, stored: PredictionEvent) -> Outcome:
+def _replay(item: PredictionIn, stored: _Stored) -> Outcome:
     if stored.body_hash != item.body_hash():
         return Outcome(
             error=GateError(
@@ -282,7 +357,7 @@ def _replay(item: PredictionIn, stored: PredictionEvent) -> Outcome:
                 },
             )
         )
-    return Outcome(answer=_answer_of(stored, replayed=True))
+    return Outcome(answer=stored.answer)
 
 
 def gate_predictions(*, account: Any, items: Sequence[PredictionIn]) -> list[Outcome]:
