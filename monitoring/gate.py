@@ -246,6 +246,14 @@ def _resolve(account: Any, item: PredictionIn, cache: dict[tuple[str, str], _Tar
     return cache[key]
 
 
+def _spec_features(features: Mapping[str, Any], version: Any) -> dict[str, Any]:
+    """The inputs the spec declares. An unexpected input is recorded by name as a problem but
+    its value is not kept: it may be anything, a patient identifier included (minimum
+    necessary)."""
+    declared = {rule.name for rule in _feature_rules(version.pk, version.created_at)}
+    return {name: value for name, value in features.items() if name in declared}
+
+
 def _judge(
     item: PredictionIn, deployment: Deployment, policy: DeferralPolicy | None
 ) -> tuple[deferral.Decision, list[Problem]]:
@@ -439,7 +447,7 @@ def _build_event(
         occurred_at=item.occurred_at,
         received_at=now,
         case_key_hash=pseudonymise(item.case_key),
-        features=dict(item.features),
+        features=_spec_features(item.features, deployment.version),
         score=item.score,
         confidence=item.confidence,
         top_factors=list(item.top_factors),
