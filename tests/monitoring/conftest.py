@@ -34,6 +34,40 @@ FEATURES = [
 ]
 
 
+def register_approved(
+    *,
+    model: Any,
+    number: str,
+    engineer: Any,
+    director: Any,
+    thresholds: dict[str, float] | None = None,
+) -> ModelVersion:
+    """A version of ``model`` with the gate's feature spec, registered and approved."""
+    version = registry.version_register(
+        actor=engineer,
+        model=model,
+        fields={
+            "version": number,
+            "artifact_uri": f"s3://m/{number}",
+            "artifact_sha256": "d" * 64,
+            "training_data_source": "EHR",
+            "training_window_start": "2022-01-01",
+            "training_window_end": "2022-12-31",
+            "training_set_size": 1000,
+            "label_definition": "sepsis within 48h",
+            "decision_thresholds": thresholds or {},
+        },
+        features=FEATURES,
+        cohorts=[
+            {"name": "age_band", "values": ["18-39", "40-64", "65+"]},
+            {"name": "sex", "values": ["F", "M"]},
+        ],
+    )
+    registry.version_transition(actor=engineer, version=version, to_status="candidate", reason="x")
+    registry.version_transition(actor=director, version=version, to_status="approved", reason="x")
+    return version
+
+
 @dataclass
 class Gate:
     version: ModelVersion
@@ -42,6 +76,32 @@ class Gate:
     token: str
     client: APIClient
     director: Any
+    engineer: Any
+
+    def deploy(
+        self,
+        number: str,
+        *,
+        mode: str = "live",
+        at: datetime,
+        thresholds: dict[str, float] | None = None,
+    ) -> Deployment:
+        """Another version of the gate's model, approved and started at the gate's site."""
+        version = register_approved(
+            model=self.version.model,
+            number=number,
+            engineer=self.engineer,
+            director=self.director,
+            thresholds=thresholds,
+        )
+        return registry.deployment_start(
+            actor=self.director,
+            version=version,
+            site=self.site,
+            mode=mode,
+            at=at,
+            reason="shadow trial" if mode == "shadow" else "retrain",
+        )
 
     def payload(self, **overrides: Any) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -66,30 +126,13 @@ class Gate:
 @pytest.fixture
 def gate_setup(db: None, director: Any, ml_engineer: Any) -> Gate:
     model = ClinicalModelFactory(slug="sepsis-ews", name="Sepsis early warning")
-    version = registry.version_register(
-        actor=ml_engineer,
+    version = register_approved(
         model=model,
-        fields={
-            "version": "1.0.0",
-            "artifact_uri": "s3://m/1",
-            "artifact_sha256": "d" * 64,
-            "training_data_source": "EHR",
-            "training_window_start": "2022-01-01",
-            "training_window_end": "2022-12-31",
-            "training_set_size": 1000,
-            "label_definition": "sepsis within 48h",
-            "decision_thresholds": {"alert": 0.6},
-        },
-        features=FEATURES,
-        cohorts=[
-            {"name": "age_band", "values": ["18-39", "40-64", "65+"]},
-            {"name": "sex", "values": ["F", "M"]},
-        ],
+        number="1.0.0",
+        engineer=ml_engineer,
+        director=director,
+        thresholds={"alert": 0.6},
     )
-    registry.version_transition(
-        actor=ml_engineer, version=version, to_status="candidate", reason="x"
-    )
-    registry.version_transition(actor=director, version=version, to_status="approved", reason="x")
     site = SiteFactory(code="NORTH", name="North General")
     deployment = registry.deployment_start(
         actor=director,
@@ -108,6 +151,7 @@ def gate_setup(db: None, director: Any, ml_engineer: Any) -> Gate:
         token=issued.token,
         client=client,
         director=director,
+        engineer=ml_engineer,
     )
 
 

@@ -50,41 +50,6 @@ def assert_deferred_for_review(answer: dict[str, Any], *reason_codes: str) -> No
     assert str(case.event.event_id) == answer["event_id"] and case.status == "open"
 
 
-def deploy_shadow(gate: Any, ml_engineer: Any) -> str:
-    """A candidate version 1.1.0 running in shadow at the gate's site, beside the live one."""
-    version = registry.version_register(
-        actor=ml_engineer,
-        model=gate.version.model,
-        fields={
-            "version": "1.1.0",
-            "artifact_uri": "s3://m/2",
-            "artifact_sha256": "e" * 64,
-            "training_data_source": "EHR",
-            "training_window_start": "2023-01-01",
-            "training_window_end": "2023-12-31",
-            "training_set_size": 1000,
-            "label_definition": "sepsis within 48h",
-            "decision_thresholds": {"alert": 0.6},
-        },
-        features=FEATURES,
-    )
-    registry.version_transition(
-        actor=ml_engineer, version=version, to_status="candidate", reason="x"
-    )
-    registry.version_transition(
-        actor=gate.director, version=version, to_status="approved", reason="x"
-    )
-    registry.deployment_start(
-        actor=gate.director,
-        version=version,
-        site=gate.site,
-        reason="shadow trial",
-        mode="shadow",
-        at=datetime(2020, 1, 1, tzinfo=UTC),
-    )
-    return "1.1.0"
-
-
 # --- A clean case ---------------------------------------------------------------------------
 
 
@@ -298,8 +263,12 @@ def test_unfreezing_lets_the_model_act_again(gate_setup):
 # --- Shadow ---------------------------------------------------------------------------------
 
 
-def test_a_shadow_deployment_answers_shadow_and_opens_no_review(gate_setup, ml_engineer):
-    version = deploy_shadow(gate_setup, ml_engineer)
+def test_a_shadow_deployment_answers_shadow_and_opens_no_review(gate_setup):
+    # A candidate version running in shadow at the gate's site, beside the live one.
+    version = "1.1.0"
+    gate_setup.deploy(
+        version, mode="shadow", at=datetime(2020, 1, 1, tzinfo=UTC), thresholds={"alert": 0.6}
+    )
     clean = answer_of(gate_setup, version=version)
     bad = answer_of(gate_setup, version=version, features={"age": 64, "care_unit": "ward"})
     assert (clean["action"], clean["deployment_mode"], clean["version"]) == (

@@ -173,37 +173,13 @@ def test_a_time_in_the_future_is_refused(gate_setup):
     assert gate_setup.post(occurred_at=later).status_code == 400
 
 
-def test_the_version_is_the_one_live_at_the_predictions_time(gate_setup, ml_engineer):
-    from monitoring.models import PredictionEvent as Event
-    from tests.monitoring.conftest import FEATURES
-
-    newer = registry.version_register(
-        actor=ml_engineer,
-        model=gate_setup.version.model,
-        fields={
-            "version": "2.0.0",
-            "artifact_uri": "s3://m/2",
-            "artifact_sha256": "e" * 64,
-            "training_data_source": "EHR",
-            "training_window_start": "2023-01-01",
-            "training_window_end": "2023-12-31",
-            "training_set_size": 1000,
-            "label_definition": "sepsis within 48h",
-        },
-        features=FEATURES,
-    )
-    registry.version_transition(actor=ml_engineer, version=newer, to_status="candidate", reason="x")
-    registry.version_transition(
-        actor=gate_setup.director, version=newer, to_status="approved", reason="x"
-    )
+def test_the_version_is_the_one_live_at_the_predictions_time(gate_setup):
     switch = timezone.now() - timedelta(days=1)
-    registry.deployment_start(
-        actor=gate_setup.director, version=newer, site=gate_setup.site, reason="retrain", at=switch
-    )
+    gate_setup.deploy("2.0.0", at=switch)
     old = gate_setup.post(occurred_at=(switch - timedelta(hours=1)).isoformat()).json()
     new = gate_setup.post().json()
     assert old["version"] == "1.0.0" and new["version"] == "2.0.0"
-    assert Event.objects.count() == 2
+    assert PredictionEvent.objects.count() == 2
 
 
 def test_bulk_answers_each_item_and_stores_the_valid_ones(gate_setup):
@@ -246,38 +222,8 @@ def test_the_same_event_twice_in_one_bulk_request_is_refused_once(gate_setup):
     assert PredictionEvent.objects.count() == 1
 
 
-def test_a_shadow_deployment_answers_shadow_and_opens_no_review(gate_setup, ml_engineer):
-    from tests.monitoring.conftest import FEATURES
-
-    candidate = registry.version_register(
-        actor=ml_engineer,
-        model=gate_setup.version.model,
-        fields={
-            "version": "1.1.0-rc",
-            "artifact_uri": "s3://m/rc",
-            "artifact_sha256": "f" * 64,
-            "training_data_source": "EHR",
-            "training_window_start": "2023-01-01",
-            "training_window_end": "2023-12-31",
-            "training_set_size": 1000,
-            "label_definition": "sepsis within 48h",
-        },
-        features=FEATURES,
-    )
-    registry.version_transition(
-        actor=ml_engineer, version=candidate, to_status="candidate", reason="x"
-    )
-    registry.version_transition(
-        actor=gate_setup.director, version=candidate, to_status="approved", reason="x"
-    )
-    registry.deployment_start(
-        actor=gate_setup.director,
-        version=candidate,
-        site=gate_setup.site,
-        reason="shadow trial",
-        mode="shadow",
-        at=datetime(2021, 1, 1, tzinfo=UTC),
-    )
+def test_a_shadow_deployment_answers_shadow_and_opens_no_review(gate_setup):
+    gate_setup.deploy("1.1.0-rc", mode="shadow", at=datetime(2021, 1, 1, tzinfo=UTC))
     body = gate_setup.post(version="1.1.0-rc", features={"age": 64, "care_unit": "ward"}).json()
     assert body["action"] == "shadow" and body["deployment_mode"] == "shadow"
     assert body["reasons"][0]["code"] == "missing_required_input"  # what it would have done

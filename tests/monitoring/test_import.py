@@ -221,38 +221,7 @@ def test_an_unknown_column_is_an_unexpected_feature(gate_setup, tmp_path):
 
 
 def test_a_version_column_reaches_a_shadow_deployment(gate_setup, ml_engineer, tmp_path):
-    from registry import services as registry
-    from tests.monitoring.conftest import FEATURES
-
-    candidate = registry.version_register(
-        actor=ml_engineer,
-        model=gate_setup.version.model,
-        fields={
-            "version": "1.1.0-rc",
-            "artifact_uri": "s3://m/rc",
-            "artifact_sha256": "f" * 64,
-            "training_data_source": "EHR",
-            "training_window_start": "2023-01-01",
-            "training_window_end": "2023-12-31",
-            "training_set_size": 1000,
-            "label_definition": "sepsis within 48h",
-        },
-        features=FEATURES,
-    )
-    registry.version_transition(
-        actor=ml_engineer, version=candidate, to_status="candidate", reason="x"
-    )
-    registry.version_transition(
-        actor=gate_setup.director, version=candidate, to_status="approved", reason="x"
-    )
-    registry.deployment_start(
-        actor=gate_setup.director,
-        version=candidate,
-        site=gate_setup.site,
-        reason="shadow trial",
-        mode="shadow",
-        at=datetime(2021, 1, 1, tzinfo=UTC),
-    )
+    gate_setup.deploy("1.1.0-rc", mode="shadow", at=datetime(2021, 1, 1, tzinfo=UTC))
     rows = [{**row(1), "version": "1.1.0-rc"}, {**row(2), "version": ""}, row(3, version="9")]
     output = run(write_csv(tmp_path / "scores.csv", rows, header=[*HEADER, "version"]))
     assert summary_count(output, "shadow (logged only)") == 1

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -15,7 +15,6 @@ from governance.audit.models import AuditEvent
 from monitoring.models import Outcome, Override, PredictionEvent
 from tests.factories import ClinicalModelFactory
 from tests.monitoring.conftest import ago
-from tests.monitoring.test_deferral import deploy_shadow
 
 pytestmark = pytest.mark.django_db
 
@@ -216,8 +215,8 @@ def test_no_prediction_for_that_case_and_time_is_404(gate_setup):
     assert "No prediction of sepsis-ews for this case key" in response.json()["case_key"][0]
 
 
-def test_two_predictions_of_the_case_at_that_time_are_ambiguous(gate_setup, ml_engineer):
-    deploy_shadow(gate_setup, ml_engineer)
+def test_two_predictions_of_the_case_at_that_time_are_ambiguous(gate_setup):
+    gate_setup.deploy("1.1.0", mode="shadow", at=datetime(2020, 1, 1, tzinfo=UTC))
     event = predict(gate_setup)
     predict(gate_setup, occurred_at=event["occurred_at"], version="1.1.0")
     response = send(gate_setup, OUTCOMES, by_case(event))
@@ -390,8 +389,8 @@ def test_a_deferred_case_cannot_be_overridden_here(gate_setup):
     assert not Override.objects.exists()
 
 
-def test_a_shadow_answer_cannot_be_overridden(gate_setup, ml_engineer):
-    deploy_shadow(gate_setup, ml_engineer)
+def test_a_shadow_answer_cannot_be_overridden(gate_setup):
+    gate_setup.deploy("1.1.0", mode="shadow", at=datetime(2020, 1, 1, tzinfo=UTC))
     event = predict(gate_setup, version="1.1.0")
     assert event["answer"]["action"] == "shadow"
     response = send(gate_setup, OVERRIDES, override(event))
