@@ -42,11 +42,6 @@ ENDPOINTS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings: Any) -> None:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def test_it_generates_a_valid_schema_without_warnings(tmp_path: Path) -> None:
     target = tmp_path / "schema.json"
     # --fail-on-warn raises on any warning or error; --validate checks it against OpenAPI 3.

@@ -21,12 +21,6 @@ PASSWORD = "demo-pass-for-tests!"
 
 
 @pytest.fixture(autouse=True)
-def fast_password_hashing(settings) -> None:  # type: ignore[no-untyped-def]
-    """Hashing at production strength costs seconds per user; these tests are not about it."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture(autouse=True)
 def demo_password(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VIGIL_DEMO_PASSWORD", PASSWORD)
 

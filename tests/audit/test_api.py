@@ -23,11 +23,6 @@ VIEWERS = {"compliance_officer", "medical_director"}
 VERIFIERS = {"compliance_officer"}
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings: Any) -> None:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def trail(ml_engineer: Any, director: Any) -> SimpleNamespace:
     """Three events, with a moment recorded between the first and the others."""

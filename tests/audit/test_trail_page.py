@@ -20,11 +20,6 @@ VERIFY_URL = "/audit/verify/"
 URL = "/audit/"
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings: Any) -> None:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def events(ml_engineer: Any, director: Any) -> list[AuditEvent]:
     return [

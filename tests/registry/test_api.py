@@ -107,13 +107,6 @@ def version_body(version: str = "2.0.0", **overrides: Any) -> dict[str, Any]:
     return body
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings: Any) -> None:
-    # The factories set a password on every user; production-strength hashing of each would
-    # dominate this module's run time and tests nothing here.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def world(db: None) -> SimpleNamespace:
     """One high-tier model with two approved versions; 1.0.0 live at NORTH for ten days."""

@@ -69,12 +69,6 @@ VALIDATION = {
 }
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings) -> None:  # type: ignore[no-untyped-def]
-    """Hashing at production strength costs seconds per user; these tests are not about it."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def filled_keys(model: ClinicalModel, version: ModelVersion | None = None) -> set[str]:
     card = build_card(model, version=version)
     return {f.key for s in card.sections for f in s.fields if not f.missing}

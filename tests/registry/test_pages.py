@@ -110,12 +110,6 @@ def counts() -> tuple[int, ...]:
     )
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings: Any) -> None:
-    # Each role user is built with a password; the production hasher costs ~0.3 s a user.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def engineer_client(ml_engineer: Any) -> Client:
     # Logs in the fixture's user itself: asking ``user_for`` again re-hashes the password,
