@@ -11,7 +11,7 @@ from typing import Any
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -24,6 +24,7 @@ from monitoring.api.outcome_serializers import (
     OverrideInSerializer,
     OverrideSerializer,
 )
+from monitoring.api.views import error_body, service_account_of
 from monitoring.gate import MAX_BULK, GateError
 from monitoring.models import Outcome
 
@@ -36,17 +37,6 @@ ERRORS = {
         409: "Conflicts with what is on record.",
     }.items()
 }
-
-
-def _service_account(request: Request) -> Any:
-    account = getattr(request.user, "service_account", None)
-    if account is None:
-        raise PermissionDenied("Only a model service's token may report outcomes and overrides.")
-    return account
-
-
-def _error_body(error: GateError) -> dict[str, Any]:
-    return {"code": error.code, **error.errors}
 
 
 def _status(created: bool) -> int:
@@ -64,13 +54,13 @@ class OutcomeView(APIView):
         responses={201: OutcomeSerializer, 200: OutcomeSerializer, **ERRORS},
     )
     def post(self, request: Request) -> Response:
-        account = _service_account(request)
+        account = service_account_of(request, may="report outcomes and overrides")
         serializer = OutcomeInSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
             result = outcomes.outcome_record(account=account, **serializer.validated_data)
         except GateError as error:
-            return Response(_error_body(error), status=error.status)
+            return Response(error_body(error), status=error.status)
         return Response(OutcomeSerializer(result.outcome).data, status=_status(result.created))
 
 
@@ -86,7 +76,7 @@ class OutcomeBulkView(APIView):
         responses={200: OutcomeBulkResultSerializer, **ERRORS},
     )
     def post(self, request: Request) -> Response:
-        account = _service_account(request)
+        account = service_account_of(request, may="report outcomes and overrides")
         body = request.data
         if not isinstance(body, list):
             raise ValidationError({"detail": ["Send a JSON array of outcomes."]})
@@ -155,7 +145,7 @@ class OverrideView(APIView):
         responses={201: OverrideSerializer, 200: OverrideSerializer, **ERRORS},
     )
     def post(self, request: Request) -> Response:
-        account = _service_account(request)
+        account = service_account_of(request, may="report outcomes and overrides")
         serializer = OverrideInSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
@@ -163,5 +153,5 @@ class OverrideView(APIView):
                 account=account, **serializer.validated_data
             )
         except GateError as error:
-            return Response(_error_body(error), status=error.status)
+            return Response(error_body(error), status=error.status)
         return Response(OverrideSerializer(override).data, status=_status(created))

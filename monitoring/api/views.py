@@ -19,14 +19,15 @@ from monitoring.api.serializers import (
 )
 
 
-def _service_account(request: Request) -> Any:
+def service_account_of(request: Request, *, may: str = "log predictions") -> Any:
+    """The model service behind the request's token; people get a 403 saying who may."""
     account = getattr(request.user, "service_account", None)
     if account is None:
-        raise PermissionDenied("Only a model service's token may log predictions.")
+        raise PermissionDenied(f"Only a model service's token may {may}.")
     return account
 
 
-def _error_body(error: gate.GateError) -> dict[str, Any]:
+def error_body(error: gate.GateError) -> dict[str, Any]:
     return {"code": error.code, **error.errors}
 
 
@@ -40,12 +41,12 @@ class PredictionView(APIView):
         request=PredictionInSerializer, responses={201: AnswerSerializer, 200: AnswerSerializer}
     )
     def post(self, request: Request) -> Response:
-        account = _service_account(request)
+        account = service_account_of(request)
         serializer = PredictionInSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         (outcome,) = gate.gate_predictions(account=account, items=[serializer.to_prediction()])
         if outcome.error is not None:
-            return Response(_error_body(outcome.error), status=outcome.error.status)
+            return Response(error_body(outcome.error), status=outcome.error.status)
         assert outcome.answer is not None
         code = status.HTTP_200_OK if outcome.answer.replayed else status.HTTP_201_CREATED
         return Response(outcome.answer.as_dict(), status=code)
@@ -60,7 +61,7 @@ class PredictionBulkView(APIView):
 
     @extend_schema(request=PredictionInSerializer(many=True), responses=BulkResultSerializer)
     def post(self, request: Request) -> Response:
-        account = _service_account(request)
+        account = service_account_of(request)
         body = request.data
         if not isinstance(body, list):
             raise ValidationError({"detail": ["Send a JSON array of predictions."]})
