@@ -63,14 +63,24 @@ VIEW_CASES = frozenset({"monitoring.view_reviewcase"})
 DECIDE_CASES = frozenset({"monitoring.decide_reviewcase"})
 ALL_SITES = frozenset({"monitoring.review_all_sites"})
 
-VIEW_ALL = VIEW_REGISTRY | VIEW_POLICIES
+# Monitoring: results and dashboards are aggregates (no patient data); everyone may read them.
+VIEW_MONITORING = frozenset(
+    {"monitoring.view_metricresult", "monitoring.view_referenceprofile",
+     "monitoring.view_monitorpolicy"}
+)
+UPLOAD_REFERENCE = frozenset({"monitoring.add_referenceprofile"})
+EDIT_MONITOR_POLICY = frozenset({"monitoring.change_monitorpolicy"})
+RUN_MONITORS = frozenset({"monitoring.run_evaluation"})
+
+VIEW_ALL = VIEW_REGISTRY | VIEW_POLICIES | VIEW_MONITORING
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     Role.MEDICAL_DIRECTOR: VIEW_ALL | VIEW_AUDIT | DEPLOY | FREEZE | APPROVE | VIEW_CASES
-    | DECIDE_CASES | ALL_SITES,
+    | DECIDE_CASES | ALL_SITES | EDIT_MONITOR_POLICY | RUN_MONITORS,
     Role.COMPLIANCE_OFFICER: VIEW_ALL | VIEW_AUDIT | EXPORT_AUDIT | VIEW_ACCESS,
     Role.INCIDENT_COMMANDER: VIEW_ALL | FREEZE,
-    Role.ML_ENGINEER: VIEW_ALL | EDIT_MODELS | EDIT_FEEDS | EDIT_POLICIES,
+    Role.ML_ENGINEER: VIEW_ALL | EDIT_MODELS | EDIT_FEEDS | EDIT_POLICIES | UPLOAD_REFERENCE
+    | EDIT_MONITOR_POLICY | RUN_MONITORS,
     Role.DATA_ENGINEER: VIEW_ALL | EDIT_FEEDS,
     Role.CLINICAL_INFORMATICIST: VIEW_ALL | EDIT_POLICIES | VIEW_CASES,
     Role.QUALITY_SAFETY: VIEW_ALL,

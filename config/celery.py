@@ -19,4 +19,9 @@ app.conf.beat_schedule = {
         "task": "governance.audit.tasks.verify_audit_chain",
         "schedule": crontab(minute=7),
     },
+    # Monitoring: today's (and any stale) daily profiles, then every window's evaluation.
+    "monitor": {
+        "task": "monitoring.tasks.monitor",
+        "schedule": crontab(minute=20),
+    },
 }

@@ -6,6 +6,7 @@ api_v1 = [
     path("", include("registry.api.urls")),
     path("", include("governance.audit.api.urls")),
     path("", include("monitoring.api.urls")),
+    path("", include("monitoring.api.monitor_urls")),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]
@@ -18,5 +19,6 @@ urlpatterns = [
     path("audit/", include("governance.audit.urls")),
     path("review/", include("monitoring.urls")),
     path("policies/", include("monitoring.policy_urls")),
+    path("monitoring/", include("monitoring.monitor_urls")),
     path("api/v1/", include(api_v1)),
 ]

@@ -250,3 +250,16 @@ class ReviewCase(models.Model):
     @property
     def time_to_action(self) -> Any:
         return None if self.decided_at is None else self.decided_at - self.opened_at
+
+
+# The monitoring engine's records live in their own module; importing them here registers them.
+from monitoring.profile_models import (  # noqa: E402,F401
+    BAND_RANK,
+    Band,
+    DailyProfile,
+    Layer,
+    MetricResult,
+    MonitorPolicy,
+    ReferenceProfile,
+    StaleDay,
+)

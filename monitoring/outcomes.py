@@ -30,6 +30,7 @@ from django.utils import timezone
 from governance.audit.services import record
 from monitoring.gate import MAX_BULK, MAX_CLOCK_SKEW, GateError, pseudonymise
 from monitoring.models import Action, Outcome, Override, OverrideReason, PredictionEvent
+from monitoring.profiles import mark_stale
 from registry.models import ClinicalModel
 
 #: Labels a binary model's outcome may take (other model kinds are not supported yet).
@@ -328,7 +329,17 @@ def outcomes_record(*, account: Any, items: Sequence[OutcomeIn]) -> list[Recorde
             current[event.pk] = result.outcome
     for index, item, event in later:  # in request order, after the first outcomes
         results[index] = _record_later(account, item, event, current, now)
-    return [r for r in results if r is not None]
+    done = [r for r in results if r is not None]
+    # A late label changes the profile of its event's day: mark that day for a rebuild.
+    mark_stale(
+        (
+            (r.outcome.event.version_id, r.outcome.event.occurred_at)
+            for r in done
+            if r.created and r.outcome is not None
+        ),
+        "outcome received",
+    )
+    return done
 
 
 Resolved = tuple[int, OutcomeIn, PredictionEvent]
@@ -516,4 +527,5 @@ def override_record(
         return existing, False
     override = Override(event=event, received_at=now, submitted_by=account.user, **fields)
     override.save(force_insert=True)
+    mark_stale([(event.version_id, event.occurred_at)], "override received")
     return override, True

@@ -30,6 +30,7 @@ from monitoring.models import (
     ReviewDecision,
     ReviewStatus,
 )
+from monitoring.profiles import mark_stale
 from registry.models import FeatureSpec, FeatureType, Site, SiteAssignment
 
 VIEW = "monitoring.view_reviewcase"
@@ -174,6 +175,7 @@ def review_decide(
     case._change_reason = f"review decision: {decision}"  # type: ignore[attr-defined]
     case.save(update_fields=DECISION_FIELDS)
     seconds = (case.decided_at - case.opened_at).total_seconds()
+    mark_stale([(case.event.version_id, case.event.occurred_at)], "review decided")
     detail = f": {case.get_reason_code_display()}" if reason_code else ""
     record(
         actor=actor,

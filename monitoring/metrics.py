@@ -1,0 +1,433 @@
+"""Every monitoring metric of one slice, from merged profiles. Pure (numpy + monitoring.stats).
+
+``slice_metrics(current, reference, previous, ...)`` compares a window's merged profile with the
+reference data's profile of the same slice (data quality, drift, discrimination, calibration,
+outcome rate) and with the slice's own previous period (workflow rates, which the reference file
+cannot know). Each metric is a ``Measured``: its estimate, the neutral point it is judged from
+(``baseline``), and the interval of its deviation (see ``monitoring.thresholds``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from monitoring.profile_data import FeatureBins
+from monitoring.stats import calibration, cbpe, discrimination, drift, quality, workflow
+from monitoring.stats.binning import ScoreHistogram
+from monitoring.stats.core import Estimate
+from monitoring.stats.ratios import rate_ratio
+from monitoring.thresholds import METRICS
+
+#: PSI and Jensen–Shannon compare numeric features on the fine quantile bins merged in groups
+#: of this many (50 fine bins → 10 deciles), the customary resolution for PSI; KS and
+#: Wasserstein use the fine bins.
+COARSE_GROUP = 5
+#: Score drift uses the 100 fixed score bins merged into 10 equal-width groups.
+SCORE_GROUP = 10
+
+
+@dataclass(frozen=True)
+class Measured:
+    metric: str  # "psi:lactate", "auc", ...
+    estimate: Estimate
+    baseline: float | None
+    #: the deviation's value and interval, in the harmful direction (None: undefined)
+    deviation: tuple[float, float, float] | None
+    details: dict[str, Any] = field(default_factory=dict)
+    #: p-value of "no change" where a test of it exists (drift: χ² homogeneity on the same
+    #: bins, or KS); None where the deviation's interval decides
+    p_value: float | None = None
+
+    @property
+    def name(self) -> str:
+        return self.metric.partition(":")[0]
+
+    @property
+    def layer(self) -> str:
+        return METRICS[self.name].layer
+
+
+def _measured(
+    metric: str,
+    est: Estimate,
+    neutral: float | None,
+    *,
+    deviation: Estimate | None = None,
+    p_value: float | None = None,
+    **details: Any,
+) -> Measured:
+    """A result whose deviation is computed from its own interval (or given, e.g. Newcombe)."""
+    spec = METRICS[metric.partition(":")[0]]
+    if deviation is not None:
+        dev = (
+            (deviation.value, deviation.low, deviation.high)
+            if _finite(deviation.value, deviation.low, deviation.high)
+            else None
+        )
+        if dev is not None and spec.direction == "down":
+            dev = (-dev[0], -dev[2], -dev[1])
+    elif neutral is None or not _finite(est.value, est.low, est.high):
+        dev = None
+    else:
+        lo, hi = spec.deviation_interval(est.low, est.high, neutral)
+        dev = (spec.deviation(est.value, neutral), lo, hi)
+    return Measured(metric, est, neutral, dev, details, p_value)
+
+
+def _finite(*values: float | None) -> bool:
+    return all(v is not None and math.isfinite(v) for v in values)
+
+
+def _group(counts: Sequence[float], size: int) -> np.ndarray:
+    a = np.asarray(counts, dtype=float)
+    pad = (-len(a)) % size
+    if pad:
+        a = np.concatenate([a, np.zeros(pad)])
+    return a.reshape(-1, size).sum(axis=1)
+
+
+# --- data quality ------------------------------------------------------------------------------
+
+
+def _rate_metric(metric: str, k: int, n: int, k_ref: int, n_ref: int) -> Measured:
+    est = quality.rate(k, n)
+    base = k_ref / n_ref if n_ref else None
+    diff = quality.rate_vs_reference(k, n, k_ref, n_ref) if n_ref else None
+    return _measured(metric, est, base, deviation=diff, k=k, reference_rate=base)
+
+
+def data_quality(
+    cur: Mapping[str, Any], ref: Mapping[str, Any], bins: Sequence[FeatureBins]
+) -> list[Measured]:
+    out = []
+    n, n_ref = cur["n"], ref["n"]
+    for fb in bins:
+        c, r = cur["features"][fb.name], ref["features"][fb.name]
+        out.append(_rate_metric(f"missing_rate:{fb.name}", c["missing"], n, r["missing"], n_ref))
+        if fb.dtype == "numeric":
+            out.append(
+                _rate_metric(
+                    f"out_of_range_rate:{fb.name}", c["out_of_range"], n, r["out_of_range"], n_ref
+                )
+            )
+        elif fb.dtype == "categorical":
+            out.append(
+                _rate_metric(
+                    f"unknown_category_rate:{fb.name}", c["unknown"], n, r["unknown"], n_ref
+                )
+            )
+    est = quality.rate(cur.get("unexpected", 0), n)
+    out.append(_measured("unexpected_feature_rate", est, 0.0, k=cur.get("unexpected", 0)))
+    return out
+
+
+def staleness(
+    last_seen: Mapping[str, str],
+    feeds: Mapping[str, tuple[str, float]],
+    *,
+    as_of_epoch: float,
+    window_start_epoch: float,
+) -> list[Measured]:
+    """Per feed: hours since any of its features last carried a value, in multiples of the
+    feed's expected cadence. ``feeds`` maps a feature to (feed slug, cadence in minutes)."""
+    from datetime import datetime
+
+    newest: dict[str, float] = {}
+    cadence: dict[str, float] = {}
+    for feature, (feed, minutes) in feeds.items():
+        cadence[feed] = minutes
+        seen = last_seen.get(feature)
+        when = datetime.fromisoformat(seen).timestamp() if seen else window_start_epoch
+        newest[feed] = max(newest.get(feed, -math.inf), when)
+    out = []
+    for feed in sorted(newest):
+        silent_h = max(as_of_epoch - newest[feed], 0.0) / 3600
+        multiple = silent_h / (cadence[feed] / 60)
+        est = Estimate(multiple, multiple, multiple, 1)
+        out.append(
+            _measured(
+                f"staleness:{feed}",
+                est,
+                0.0,
+                silent_hours=round(silent_h, 2),
+                cadence_minutes=cadence[feed],
+                never_seen_in_window=not any(
+                    last_seen.get(f) for f, (fd, _) in feeds.items() if fd == feed
+                ),
+            )
+        )
+    return out
+
+
+# --- distribution drift -------------------------------------------------------------------------
+
+
+def _drift_family(
+    name: str,
+    ref_coarse: np.ndarray,
+    cur_coarse: np.ndarray,
+    ref_fine: Sequence[float] | None = None,
+    cur_fine: Sequence[float] | None = None,
+) -> list[Measured]:
+    """PSI and JS on the coarse bins, KS on the fine ones (numeric); all but KS take their
+    "no change" p-value from the χ² test of homogeneity on the same coarse bins, so a distance
+    at the noise floor of a small sample is not called drift."""
+    same = drift.chi_square(ref_coarse, cur_coarse).p_value
+    out = [
+        _measured(f"psi:{name}", drift.psi(ref_coarse, cur_coarse), 0.0, p_value=same),
+        _measured(
+            f"js_distance:{name}", drift.js_distance(ref_coarse, cur_coarse), 0.0, p_value=same
+        ),
+    ]
+    if ref_fine is not None and cur_fine is not None:
+        ks = drift.ks_binned(ref_fine, cur_fine)
+        out.append(_measured(f"ks:{name}", ks, 0.0, p_value=ks.p_value))
+    return out
+
+
+def feature_drift(
+    cur: Mapping[str, Any],
+    ref: Mapping[str, Any],
+    bins: Sequence[FeatureBins],
+    ref_std: Mapping[str, float],
+) -> list[Measured]:
+    out = []
+    for fb in bins:
+        c, r = cur["features"][fb.name], ref["features"][fb.name]
+        name = fb.name
+        if fb.dtype == "numeric":
+            coarse_r = _group(r["counts"], COARSE_GROUP)
+            coarse_c = _group(c["counts"], COARSE_GROUP)
+            family = _drift_family(name, coarse_r, coarse_c, r["counts"], c["counts"])
+            out += family
+            std = ref_std.get(name) or 0.0
+            if std > 0:
+                est = drift.wasserstein_binned(r["counts"], r["sums"], c["counts"], c["sums"], std)
+                same = family[0].p_value
+                out.append(
+                    _measured(f"wasserstein:{name}", est, 0.0, p_value=same, reference_sd=std)
+                )
+        else:
+            ref_counts = np.asarray(r["counts"], dtype=float)
+            cur_counts = np.asarray(c["counts"], dtype=float)
+            out += _drift_family(name, ref_counts, cur_counts)
+            chi = drift.chi_square(ref_counts, cur_counts)
+            out.append(_measured(f"chi_square:{name}", chi, 0.0, p_value=chi.p_value))
+    return out
+
+
+def score_drift(cur_h: ScoreHistogram, ref_h: ScoreHistogram) -> list[Measured]:
+    fine_c, fine_r = cur_h.count.sum(axis=0), ref_h.count.sum(axis=0)
+    family = _drift_family(
+        "score", _group(fine_r, SCORE_GROUP), _group(fine_c, SCORE_GROUP), fine_r, fine_c
+    )
+    return [m for m in family if m.name in ("psi", "ks")]
+
+
+# --- discrimination, calibration, performance before labels ----------------------------------
+
+
+def _value(est: Estimate) -> float | None:
+    return est.value if math.isfinite(est.value) else None
+
+
+def performance(cur_h: ScoreHistogram, ref_h: ScoreHistogram) -> list[Measured]:
+    ref_auc = discrimination.auc_from_score_histogram(ref_h)
+    ref_brier = calibration.brier(ref_h)
+    labelled = cur_h.n_labelled
+    positives = int(cur_h.count[1].sum())
+    out = [
+        _measured(
+            "auc",
+            discrimination.auc_from_score_histogram(cur_h),
+            _value(ref_auc),
+            positives=positives,
+        ),
+        _measured("calibration_oe", calibration.observed_expected(cur_h), 1.0, positives=positives),
+        _measured("calibration_intercept", calibration.calibration_in_the_large(cur_h), 0.0),
+        _measured("calibration_slope", calibration.calibration_slope(cur_h), 1.0),
+        _measured("ece", calibration.ece(cur_h), _value(calibration.ece(ref_h))),
+        _measured(
+            "brier",
+            calibration.brier(cur_h),
+            _calibrated_brier(cur_h),
+            reference_brier=_value(ref_brier),
+        ),
+    ]
+    # Before labels arrive: the events still waiting for an outcome, under the assumption
+    # that calibration holds (confidence-based performance estimation).
+    waiting = _only_unlabelled(cur_h)
+    ref_all = _as_unlabelled(ref_h)
+    out.append(
+        _measured(
+            "expected_auc",
+            cbpe.expected_auc(waiting),
+            _value(cbpe.expected_auc(ref_all)),
+            labelled=labelled,
+            waiting=waiting.n,
+        )
+    )
+    out.append(
+        _measured(
+            "expected_event_rate",
+            cbpe.expected_event_rate(waiting),
+            _value(cbpe.expected_event_rate(ref_all)),
+            waiting=waiting.n,
+        )
+    )
+    return out
+
+
+def _calibrated_brier(h: ScoreHistogram) -> float | None:
+    """Σp(1−p)/n over the labelled cases: the Brier score if the scores were calibrated."""
+    n = h.n_labelled
+    if not n:
+        return None
+    return float((h.sum_p[:2].sum() - h.sum_p2[:2].sum()) / n)
+
+
+def _only_unlabelled(h: ScoreHistogram) -> ScoreHistogram:
+    def keep(a: np.ndarray) -> np.ndarray:
+        out = np.zeros_like(a)
+        out[2] = a[2]
+        return out
+
+    return ScoreHistogram(
+        count=keep(h.count), sum_p=keep(h.sum_p), sum_p2=keep(h.sum_p2), sum_logit=keep(h.sum_logit)
+    )
+
+
+def _as_unlabelled(h: ScoreHistogram) -> ScoreHistogram:
+    def fold(a: np.ndarray) -> np.ndarray:
+        out = np.zeros_like(a)
+        out[2] = a.sum(axis=0)
+        return out
+
+    return ScoreHistogram(
+        count=fold(h.count), sum_p=fold(h.sum_p), sum_p2=fold(h.sum_p2), sum_logit=fold(h.sum_logit)
+    )
+
+
+# --- workflow and outcome ---------------------------------------------------------------------
+
+
+def workflow_metrics(cur: Mapping[str, Any], prev: Mapping[str, Any] | None) -> list[Measured]:
+    if "actions" not in cur:
+        return []
+    out = []
+    judged = cur["actions"]["act"] + cur["actions"]["defer"]
+    prev_judged = prev["actions"]["act"] + prev["actions"]["defer"] if prev else 0
+    deferred = cur["actions"]["defer"]
+    prev_deferred = prev["actions"]["defer"] if prev else 0
+    out.append(_ratio("deferral_rate", deferred, judged, prev_deferred, prev_judged))
+    out.append(
+        _ratio(
+            "override_rate",
+            cur["overridden"],
+            cur["acted"],
+            prev["overridden"] if prev else 0,
+            prev["acted"] if prev else 0,
+        )
+    )
+    counts = cur["tta_counts"]
+    edges = np.asarray(workflow.TIME_EDGES_SECONDS, dtype=float)
+    est = workflow.quantile_from_histogram(counts, edges, 0.9)
+    hours = Estimate(est.value / 3600, est.low / 3600, est.high / 3600, est.n)
+    out.append(_measured("time_to_action_p90", hours, 0.0))
+    return out
+
+
+def _ratio(metric: str, k: int, n: int, k0: int, n0: int) -> Measured:
+    """A workflow rate as a ratio to the slice's previous period (neutral 1)."""
+    rate = quality.rate(k, n)
+    if n0 == 0:
+        est = Estimate(math.nan, math.nan, math.nan, n)
+    else:
+        est = rate_ratio(k, n, k0, n0)
+    return _measured(
+        metric,
+        est,
+        1.0,
+        k=k,
+        rate=_value(rate),
+        rate_interval=[_none(rate.low), _none(rate.high)],
+        previous_rate=(k0 / n0) if n0 else None,
+        previous_n=n0,
+    )
+
+
+def _none(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
+def outcome_metrics(
+    cur_h: ScoreHistogram,
+    ref_h: ScoreHistogram,
+    *,
+    all_h: ScoreHistogram | None = None,
+    ref_all_h: ScoreHistogram | None = None,
+) -> list[Measured]:
+    pos, lab = int(cur_h.count[1].sum()), cur_h.n_labelled
+    ref_pos, ref_lab = int(ref_h.count[1].sum()), ref_h.n_labelled
+    out = [_rate_metric("outcome_rate", pos, lab, ref_pos, ref_lab)]
+    if all_h is not None and ref_all_h is not None:
+        gap = workflow.subgroup_difference(pos, lab, int(all_h.count[1].sum()), all_h.n_labelled)
+        ref_gap = workflow.subgroup_difference(
+            ref_pos, ref_lab, int(ref_all_h.count[1].sum()), ref_all_h.n_labelled
+        )
+        base = _value(ref_gap)
+        if base is not None and gap.defined:
+            change = Estimate(gap.value - base, gap.low - base, gap.high - base, gap.n)
+            out.append(_measured("subgroup_gap", gap, base, deviation=change, reference_gap=base))
+        else:
+            out.append(_measured("subgroup_gap", gap, base))
+    return out
+
+
+def slice_metrics(
+    cur: Mapping[str, Any],
+    ref: Mapping[str, Any],
+    prev: Mapping[str, Any] | None,
+    bins: Sequence[FeatureBins],
+    ref_std: Mapping[str, float],
+    *,
+    whole: Mapping[str, Any] | None = None,
+    ref_whole: Mapping[str, Any] | None = None,
+) -> list[Measured]:
+    """Every metric of one slice; ``whole``/``ref_whole`` (the all-slice) add subgroup gaps."""
+    cur_h, ref_h = ScoreHistogram.from_dict(cur["score"]), ScoreHistogram.from_dict(ref["score"])
+    out = data_quality(cur, ref, bins)
+    out += feature_drift(cur, ref, bins, ref_std)
+    out += score_drift(cur_h, ref_h)
+    out += performance(cur_h, ref_h)
+    out += workflow_metrics(cur, prev)
+    out += outcome_metrics(
+        cur_h,
+        ref_h,
+        all_h=ScoreHistogram.from_dict(whole["score"]) if whole else None,
+        ref_all_h=ScoreHistogram.from_dict(ref_whole["score"]) if ref_whole else None,
+    )
+    return out
+
+
+def n_for(measured: Measured, cur: Mapping[str, Any]) -> int:
+    """The sample size the metric's minimum applies to."""
+    spec = METRICS[measured.name]
+    if spec.n_of in ("labelled", "outcome_events"):
+        h = cur["score"]["count"]
+        negatives, positives = int(sum(h[0])), int(sum(h[1]))
+        if spec.n_of == "outcome_events":
+            return min(negatives, positives)
+        return negatives + positives
+    if spec.n_of == "acted":
+        return int(cur.get("acted", 0))
+    if spec.n_of == "decided":
+        return int(cur.get("decided", 0))
+    if measured.name in ("expected_auc", "expected_event_rate"):
+        return int(measured.details.get("waiting", 0))
+    return int(cur["n"])

@@ -1,0 +1,358 @@
+"""Profiles as data: binning a batch of events into aggregates per slice, and merging them.
+
+Pure (numpy and ``monitoring.stats``; no Django), so the reference upload, the daily build and
+the tests share one definition. A profile is a JSON-safe dict::
+
+    {"n": events,
+     "features": {name: {"missing", "wrong_type", "out_of_range", "unknown",
+                         "counts": [...], "sums": [...] (numeric only)}},
+     "unexpected": events with an input outside the spec,
+     "last_seen": {name: ISO time of the newest non-missing value},
+     "score": ScoreHistogram.to_dict() (rows: label 0, label 1, no label yet),
+     "actions": {"act", "defer", "shadow"},
+     "acted": events acted on, "overridden": acted events a clinician overrode,
+     "decided": reviewed deferred cases, "tta_counts": time-to-action histogram}
+
+Profiles add: ``merge`` of the days of a window is the window's profile.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from monitoring.stats.binning import ScoreHistogram, quantile_edges
+from monitoring.stats.workflow import TIME_EDGES_SECONDS
+
+#: Fine quantile bins per numeric feature: KS and Wasserstein use them as they are; PSI and
+#: Jensen–Shannon use them merged into ``COARSE_GROUPS`` groups (see monitoring.evaluation).
+NUMERIC_BINS = 50
+#: The most distinct values of an undeclared cohort column that become slices.
+MAX_COHORT_VALUES = 50
+
+MISSING, WRONG_TYPE, UNKNOWN = -1, -2, -3
+
+
+@dataclass(frozen=True)
+class FeatureBins:
+    name: str
+    dtype: str  # numeric | categorical | boolean
+    edges: tuple[float, ...] = ()
+    categories: tuple[str, ...] = ()
+    min_value: float | None = None
+    max_value: float | None = None
+
+    @property
+    def n_bins(self) -> int:
+        return len(self.edges) + 1 if self.dtype == "numeric" else len(self.categories)
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"dtype": self.dtype}
+        if self.dtype == "numeric":
+            out.update(edges=list(self.edges), min=self.min_value, max=self.max_value)
+        else:
+            out["categories"] = list(self.categories)
+        return out
+
+    @classmethod
+    def from_dict(cls, name: str, data: Mapping[str, Any]) -> FeatureBins:
+        return cls(
+            name=name,
+            dtype=data["dtype"],
+            edges=tuple(data.get("edges", ())),
+            categories=tuple(data.get("categories", ())),
+            min_value=data.get("min"),
+            max_value=data.get("max"),
+        )
+
+
+def bins_from_reference(
+    spec: Sequence[Mapping[str, Any]], columns: Mapping[str, Sequence[Any]]
+) -> list[FeatureBins]:
+    """Each feature's bins from the reference data: quantile edges for numeric features, the
+    declared vocabulary for categorical ones, false/true for booleans."""
+    out = []
+    for feature in spec:
+        name, dtype = feature["name"], feature["dtype"]
+        if dtype == "numeric":
+            values = numeric_array(columns.get(name, ()))
+            edges = quantile_edges(values[np.isfinite(values)], n_bins=NUMERIC_BINS)
+            out.append(
+                FeatureBins(
+                    name,
+                    dtype,
+                    edges=tuple(float(e) for e in edges),
+                    min_value=feature.get("min_value"),
+                    max_value=feature.get("max_value"),
+                )
+            )
+        elif dtype == "boolean":
+            out.append(FeatureBins(name, dtype, categories=("false", "true")))
+        else:
+            out.append(FeatureBins(name, dtype, categories=tuple(feature["categories"])))
+    return out
+
+
+def numeric_array(values: Iterable[Any]) -> np.ndarray:
+    """Floats, NaN where a value is missing or not a finite number."""
+    return np.array([_as_float(v) for v in values], dtype=float)
+
+
+def _as_float(value: Any) -> float:
+    if isinstance(value, bool) or value is None:
+        return math.nan
+    if isinstance(value, int | float):
+        return float(value)
+    return math.nan
+
+
+@dataclass
+class Batch:
+    """A batch of events, column-wise. ``features`` are the stored dicts; ``labels`` NaN where
+    no outcome is known; the workflow columns are optional (a reference file has none)."""
+
+    features: Sequence[Mapping[str, Any]]
+    scores: np.ndarray
+    labels: np.ndarray
+    cohorts: Sequence[Mapping[str, Any]]
+    sites: Sequence[str] | None = None
+    occurred_at: Sequence[datetime] | None = None
+    actions: Sequence[str] | None = None
+    unexpected: np.ndarray | None = None
+    overridden: np.ndarray | None = None
+    tta_seconds: np.ndarray | None = None  # NaN where not a decided review
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+
+class _Columns:
+    """Per-feature codes computed once per batch, then counted per slice by index."""
+
+    def __init__(self, bins: Sequence[FeatureBins], batch: Batch) -> None:
+        self.bins = bins
+        self.codes: dict[str, np.ndarray] = {}
+        self.values: dict[str, np.ndarray] = {}
+        self.out_of_range: dict[str, np.ndarray] = {}
+        feats = batch.features
+        for fb in bins:
+            raw = [f.get(fb.name) for f in feats]
+            if fb.dtype == "numeric":
+                values = numeric_array(raw)
+                codes = np.searchsorted(np.asarray(fb.edges, dtype=float), values, side="right")
+                codes = codes.astype(np.int64)
+                missing = np.array([v is None for v in raw], dtype=bool)
+                codes[np.isnan(values)] = WRONG_TYPE
+                codes[missing] = MISSING
+                oor = np.zeros(len(values), dtype=bool)
+                finite = np.isfinite(values)
+                if fb.min_value is not None:
+                    oor |= finite & (values < fb.min_value)
+                if fb.max_value is not None:
+                    oor |= finite & (values > fb.max_value)
+                self.values[fb.name] = np.where(finite, values, 0.0)
+                self.out_of_range[fb.name] = oor
+            else:
+                lookup = {c: i for i, c in enumerate(fb.categories)}
+                if fb.dtype == "boolean":
+                    codes = np.array(
+                        [
+                            MISSING
+                            if v is None
+                            else (int(v) if isinstance(v, bool) else WRONG_TYPE)
+                            for v in raw
+                        ],
+                        dtype=np.int64,
+                    )
+                else:
+                    codes = np.array(
+                        [
+                            MISSING
+                            if v is None
+                            else (lookup.get(v, UNKNOWN) if isinstance(v, str) else WRONG_TYPE)
+                            for v in raw
+                        ],
+                        dtype=np.int64,
+                    )
+            self.codes[fb.name] = codes
+
+
+def _count(codes: np.ndarray, value: int) -> int:
+    return int(np.count_nonzero(codes == value))
+
+
+def profile_of(
+    batch: Batch, bins: Sequence[FeatureBins], slices: Mapping[str, np.ndarray]
+) -> dict[str, dict[str, Any]]:
+    """The profile of each slice of ``batch``; ``slices`` maps a slice key to row indices."""
+    columns = _Columns(bins, batch)
+    times = np.array(
+        [t.timestamp() for t in batch.occurred_at] if batch.occurred_at is not None else []
+    )
+    out = {}
+    for key, idx in slices.items():
+        out[key] = _profile_slice(batch, columns, idx, times)
+    return out
+
+
+def _profile_slice(
+    batch: Batch, columns: _Columns, idx: np.ndarray, times: np.ndarray
+) -> dict[str, Any]:
+    features: dict[str, Any] = {}
+    last_seen: dict[str, str] = {}
+    for fb in columns.bins:
+        codes = columns.codes[fb.name][idx]
+        valid = codes >= 0
+        entry: dict[str, Any] = {
+            "missing": _count(codes, MISSING),
+            "wrong_type": _count(codes, WRONG_TYPE),
+            "unknown": _count(codes, UNKNOWN),
+        }
+        counts = np.bincount(codes[valid], minlength=fb.n_bins)
+        entry["counts"] = counts.tolist()
+        if fb.dtype == "numeric":
+            sums = np.bincount(
+                codes[valid], weights=columns.values[fb.name][idx][valid], minlength=fb.n_bins
+            )
+            entry["sums"] = [float(s) for s in sums]
+            entry["out_of_range"] = int(np.count_nonzero(columns.out_of_range[fb.name][idx]))
+        else:
+            entry["out_of_range"] = 0
+        features[fb.name] = entry
+        if len(times) and valid.any():
+            newest = float(times[idx][valid].max())
+            last_seen[fb.name] = datetime.fromtimestamp(newest, tz=UTC).isoformat()
+    histogram = ScoreHistogram.from_arrays(batch.scores[idx], batch.labels[idx])
+    profile: dict[str, Any] = {
+        "n": int(len(idx)),
+        "features": features,
+        "last_seen": last_seen,
+        "score": histogram.to_dict(),
+        "unexpected": int(batch.unexpected[idx].sum()) if batch.unexpected is not None else 0,
+    }
+    if batch.actions is not None:
+        actions = np.asarray(batch.actions)[idx]
+        acted = actions == "act"
+        profile["actions"] = {a: int(np.count_nonzero(actions == a)) for a in ACTIONS}
+        profile["acted"] = int(acted.sum())
+        overridden = batch.overridden[idx] if batch.overridden is not None else acted & False
+        profile["overridden"] = int(np.count_nonzero(overridden & acted))
+        tta = batch.tta_seconds[idx] if batch.tta_seconds is not None else np.array([])
+        tta = tta[np.isfinite(tta)]
+        profile["decided"] = int(len(tta))
+        profile["tta_counts"] = np.bincount(
+            np.searchsorted(TIME_EDGES, tta, side="right"), minlength=len(TIME_EDGES) + 1
+        ).tolist()
+    return profile
+
+
+ACTIONS = ("act", "defer", "shadow")
+TIME_EDGES = np.asarray(TIME_EDGES_SECONDS, dtype=float)
+
+
+def empty_profile(bins: Sequence[FeatureBins]) -> dict[str, Any]:
+    batch = Batch(
+        features=[],
+        scores=np.array([]),
+        labels=np.array([]),
+        cohorts=[],
+        actions=[],
+        unexpected=np.zeros(0, dtype=bool),
+        overridden=np.zeros(0, dtype=bool),
+        tta_seconds=np.array([]),
+    )
+    return profile_of(batch, bins, {"all": np.arange(0)})["all"]
+
+
+def merge(profiles: Iterable[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """The sum of ``profiles`` (days of a window); ``None`` when there are none."""
+    out: dict[str, Any] | None = None
+    for profile in profiles:
+        out = _copy(profile) if out is None else _add(out, profile)
+    return out
+
+
+def _copy(profile: Mapping[str, Any]) -> dict[str, Any]:
+    return _add(
+        {
+            "n": 0,
+            "features": {},
+            "last_seen": {},
+            "score": None,
+            "unexpected": 0,
+        },
+        profile,
+    )
+
+
+def _add(into: dict[str, Any], profile: Mapping[str, Any]) -> dict[str, Any]:
+    into["n"] += profile["n"]
+    into["unexpected"] += profile.get("unexpected", 0)
+    for name, entry in profile["features"].items():
+        mine = into["features"].get(name)
+        if mine is None:
+            into["features"][name] = {
+                k: (list(v) if isinstance(v, list) else v) for k, v in entry.items()
+            }
+            continue
+        for k, v in entry.items():
+            mine[k] = _plus(mine[k], v) if isinstance(v, list) else mine[k] + v
+    for name, when in profile.get("last_seen", {}).items():
+        if name not in into["last_seen"] or when > into["last_seen"][name]:
+            into["last_seen"][name] = when
+    score = ScoreHistogram.from_dict(profile["score"])
+    into["score"] = (
+        score.to_dict()
+        if into["score"] is None
+        else (ScoreHistogram.from_dict(into["score"]) + score).to_dict()
+    )
+    if "actions" in profile:
+        actions = into.setdefault("actions", dict.fromkeys(ACTIONS, 0))
+        for a in ACTIONS:
+            actions[a] += profile["actions"].get(a, 0)
+        for k in ("acted", "overridden", "decided"):
+            into[k] = into.get(k, 0) + profile.get(k, 0)
+        into["tta_counts"] = _plus(into.get("tta_counts"), profile["tta_counts"])
+    return into
+
+
+def _plus(a: list[Any] | None, b: list[Any]) -> list[Any]:
+    if a is None:
+        return list(b)
+    if len(a) != len(b):
+        raise ValueError("profiles built on different bins cannot be merged")
+    return [x + y for x, y in zip(a, b, strict=True)]
+
+
+def slices_of(batch: Batch, cohort_columns: Mapping[str, Sequence[str]]) -> dict[str, np.ndarray]:
+    """Row indices of each slice: ``all``, ``site=CODE`` and ``<column>=<value>``.
+
+    A declared column's slices are its declared values (others are counted in ``all`` only);
+    an open column (no declared values) gets at most ``MAX_COHORT_VALUES`` of its values.
+    """
+    n = len(batch)
+    slices: dict[str, list[int]] = {}
+    if batch.sites is not None:
+        for i, code in enumerate(batch.sites):
+            slices.setdefault(f"site={code}", []).append(i)
+    for column, declared in cohort_columns.items():
+        allowed = set(declared)
+        seen: dict[str, list[int]] = {}
+        for i, cohort in enumerate(batch.cohorts):
+            value = cohort.get(column)
+            if value is None or (allowed and value not in allowed):
+                continue
+            value = str(value)
+            if value not in seen and not allowed and len(seen) >= MAX_COHORT_VALUES:
+                continue
+            seen.setdefault(value, []).append(i)
+        for value, rows in seen.items():
+            slices[f"{column}={value}"] = rows
+    out = {"all": np.arange(n)}
+    out.update({key: np.asarray(rows, dtype=np.int64) for key, rows in sorted(slices.items())})
+    return out
