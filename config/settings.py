@@ -247,6 +247,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
+# The queue tasks go to (and sub-tasks a worker sends, e.g. the monitoring fan-out).
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "celery")
 
 # A bulk request carries up to 10,000 predictions (several MB of JSON); Django's 2.5 MB default
 # would refuse it before the API could answer per item.

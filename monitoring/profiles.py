@@ -226,5 +226,5 @@ def days_to_build(version: ModelVersion, *, until: date, lookback_days: int) -> 
             with_events.add(day)
         day += timedelta(days=1)
     # Today is always rebuilt: its events are still arriving.
-    today = {until} if until in with_events else set()
+    today = {until} if until in with_events and until >= datetime.now(UTC).date() else set()
     return sorted((with_events - built) | stale | today)

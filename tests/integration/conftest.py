@@ -149,6 +149,8 @@ def celery_worker(django_db_setup: None) -> Iterator[Worker]:
         "DATABASE_URL": _database_url(connection.settings_dict),
         "CELERY_BROKER_URL": REDIS_URL,
         "CELERY_RESULT_BACKEND": REDIS_URL,
+        # Sub-tasks the worker itself sends (chords, groups) must come back to this queue.
+        "CELERY_TASK_DEFAULT_QUEUE": queue,
     }
     command = [
         sys.executable,
@@ -198,3 +200,4 @@ def celery_worker(django_db_setup: None) -> Iterator[Worker]:
 
 # The gate's fixture (a deployed model and a scoped service token), shared with the unit tests.
 from tests.monitoring.conftest import gate_setup  # noqa: E402, F401
+from tests.monitoring.engine.conftest import days_ago, monitored  # noqa: E402, F401
