@@ -335,8 +335,7 @@ def workflow_metrics(cur: Mapping[str, Any], prev: Mapping[str, Any] | None) -> 
         )
     )
     counts = cur["tta_counts"]
-    edges = np.asarray(workflow.TIME_EDGES_SECONDS, dtype=float)
-    est = workflow.quantile_from_histogram(counts, edges, 0.9)
+    est = workflow.time_quantile(counts, 0.9)
     hours = Estimate(est.value / 3600, est.low / 3600, est.high / 3600, est.n)
     out.append(_measured("time_to_action_p90", hours, 0.0))
     return out

@@ -100,7 +100,17 @@ def bins_from_reference(
 
 def numeric_array(values: Iterable[Any]) -> np.ndarray:
     """Floats, NaN where a value is missing or not a finite number."""
-    return np.array([_as_float(v) for v in values], dtype=float)
+    raw = values if isinstance(values, list) else list(values)
+    try:
+        # The common case, in C: numbers and None (→ NaN). Text raises; booleans must not pass
+        # as 0/1, so they take the slow path too.
+        out = np.array(raw, dtype=float)
+        if any(type(v) is bool for v in raw):
+            raise TypeError
+    except (TypeError, ValueError):
+        out = np.array([_as_float(v) for v in raw], dtype=float)
+    out[~np.isfinite(out)] = math.nan
+    return out
 
 
 def _as_float(value: Any) -> float:
@@ -121,7 +131,7 @@ class Batch:
     labels: np.ndarray
     cohorts: Sequence[Mapping[str, Any]]
     sites: Sequence[str] | None = None
-    occurred_at: Sequence[datetime] | None = None
+    occurred_epoch: np.ndarray | None = None  # seconds since 1970 (UTC)
     actions: Sequence[str] | None = None
     unexpected: np.ndarray | None = None
     overridden: np.ndarray | None = None
@@ -141,45 +151,57 @@ class _Columns:
         self.out_of_range: dict[str, np.ndarray] = {}
         feats = batch.features
         for fb in bins:
-            raw = [f.get(fb.name) for f in feats]
+            name = fb.name
+            raw = [f.get(name) for f in feats]
             if fb.dtype == "numeric":
-                values = numeric_array(raw)
-                codes = np.searchsorted(np.asarray(fb.edges, dtype=float), values, side="right")
-                codes = codes.astype(np.int64)
-                missing = np.array([v is None for v in raw], dtype=bool)
-                codes[np.isnan(values)] = WRONG_TYPE
-                codes[missing] = MISSING
-                oor = np.zeros(len(values), dtype=bool)
-                finite = np.isfinite(values)
-                if fb.min_value is not None:
-                    oor |= finite & (values < fb.min_value)
-                if fb.max_value is not None:
-                    oor |= finite & (values > fb.max_value)
-                self.values[fb.name] = np.where(finite, values, 0.0)
-                self.out_of_range[fb.name] = oor
+                self.codes[name], self.values[name], self.out_of_range[name] = _numeric_codes(
+                    fb, raw
+                )
             else:
-                lookup = {c: i for i, c in enumerate(fb.categories)}
-                if fb.dtype == "boolean":
-                    codes = np.array(
-                        [
-                            MISSING
-                            if v is None
-                            else (int(v) if isinstance(v, bool) else WRONG_TYPE)
-                            for v in raw
-                        ],
-                        dtype=np.int64,
-                    )
-                else:
-                    codes = np.array(
-                        [
-                            MISSING
-                            if v is None
-                            else (lookup.get(v, UNKNOWN) if isinstance(v, str) else WRONG_TYPE)
-                            for v in raw
-                        ],
-                        dtype=np.int64,
-                    )
-            self.codes[fb.name] = codes
+                self.codes[name] = _category_codes(fb, raw)
+        self.actions = np.asarray(batch.actions if batch.actions is not None else [], dtype=object)
+
+
+def _numeric_codes(fb: FeatureBins, raw: list[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    values = numeric_array(raw)
+    codes = np.searchsorted(np.asarray(fb.edges, dtype=float), values, side="right")
+    codes = codes.astype(np.int64)
+    bad = np.isnan(values)
+    if bad.any():
+        # NaN is a missing value (None / absent) or one of the wrong type.
+        missing = np.fromiter((raw[i] is None for i in np.flatnonzero(bad)), bool)
+        where = np.flatnonzero(bad)
+        codes[where[missing]] = MISSING
+        codes[where[~missing]] = WRONG_TYPE
+    finite = ~bad
+    oor = np.zeros(len(values), dtype=bool)
+    if fb.min_value is not None:
+        oor |= finite & (values < fb.min_value)
+    if fb.max_value is not None:
+        oor |= finite & (values > fb.max_value)
+    return codes, np.where(finite, values, 0.0), oor
+
+
+def _category_codes(fb: FeatureBins, raw: list[Any]) -> np.ndarray:
+    arr = np.empty(len(raw), dtype=object)
+    arr[:] = raw
+    codes = np.full(len(raw), UNKNOWN, dtype=np.int64)
+    if fb.dtype == "boolean":
+        # ``==`` would match 1 and 0 too: booleans by identity.
+        is_true = np.fromiter((v is True for v in raw), bool, len(raw))
+        is_false = np.fromiter((v is False for v in raw), bool, len(raw))
+        codes[:] = WRONG_TYPE
+        codes[is_false] = 0
+        codes[is_true] = 1
+    else:
+        for i, category in enumerate(fb.categories):
+            codes[arr == category] = i
+        rest = np.flatnonzero(codes == UNKNOWN)
+        if len(rest):
+            not_text = np.fromiter((not isinstance(raw[i], str) for i in rest), bool, len(rest))
+            codes[rest[not_text]] = WRONG_TYPE
+    codes[np.equal(arr, None)] = MISSING
+    return codes
 
 
 def _count(codes: np.ndarray, value: int) -> int:
@@ -191,9 +213,7 @@ def profile_of(
 ) -> dict[str, dict[str, Any]]:
     """The profile of each slice of ``batch``; ``slices`` maps a slice key to row indices."""
     columns = _Columns(bins, batch)
-    times = np.array(
-        [t.timestamp() for t in batch.occurred_at] if batch.occurred_at is not None else []
-    )
+    times = batch.occurred_epoch if batch.occurred_epoch is not None else np.array([])
     out = {}
     for key, idx in slices.items():
         out[key] = _profile_slice(batch, columns, idx, times)
@@ -236,7 +256,7 @@ def _profile_slice(
         "unexpected": int(batch.unexpected[idx].sum()) if batch.unexpected is not None else 0,
     }
     if batch.actions is not None:
-        actions = np.asarray(batch.actions)[idx]
+        actions = columns.actions[idx]
         acted = actions == "act"
         profile["actions"] = {a: int(np.count_nonzero(actions == a)) for a in ACTIONS}
         profile["acted"] = int(acted.sum())
@@ -336,23 +356,25 @@ def slices_of(batch: Batch, cohort_columns: Mapping[str, Sequence[str]]) -> dict
     an open column (no declared values) gets at most ``MAX_COHORT_VALUES`` of its values.
     """
     n = len(batch)
-    slices: dict[str, list[int]] = {}
-    if batch.sites is not None:
-        for i, code in enumerate(batch.sites):
-            slices.setdefault(f"site={code}", []).append(i)
+    slices: dict[str, np.ndarray] = {}
+    if batch.sites is not None and n:
+        sites = np.asarray(batch.sites, dtype=object)
+        for code in sorted(set(batch.sites)):
+            slices[f"site={code}"] = np.flatnonzero(sites == code)
     for column, declared in cohort_columns.items():
-        allowed = set(declared)
-        seen: dict[str, list[int]] = {}
-        for i, cohort in enumerate(batch.cohorts):
-            value = cohort.get(column)
-            if value is None or (allowed and value not in allowed):
-                continue
-            value = str(value)
-            if value not in seen and not allowed and len(seen) >= MAX_COHORT_VALUES:
-                continue
-            seen.setdefault(value, []).append(i)
-        for value, rows in seen.items():
-            slices[f"{column}={value}"] = rows
+        raw = [c.get(column) for c in batch.cohorts]
+        values = np.empty(n, dtype=object)
+        values[:] = [None if v is None else str(v) for v in raw]
+        present = [v for v in dict.fromkeys(values.tolist()) if v is not None]
+        if declared:
+            allowed = set(declared)
+            present = [v for v in present if v in allowed]
+        else:
+            present = present[:MAX_COHORT_VALUES]
+        for value in present:
+            rows = np.flatnonzero(values == value)
+            if len(rows):
+                slices[f"{column}={value}"] = rows
     out = {"all": np.arange(n)}
-    out.update({key: np.asarray(rows, dtype=np.int64) for key, rows in sorted(slices.items())})
+    out.update(dict(sorted(slices.items())))
     return out

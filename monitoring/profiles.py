@@ -69,9 +69,14 @@ def read_day(version_id: int, day: date) -> profile_data.Batch:
     """The day's events of a version, column-wise, with outcome / override / review joined."""
     start, end = day_bounds(day)
     table = PredictionEvent._meta.db_table
+    epoch = (
+        "EXTRACT(EPOCH FROM occurred_at)"
+        if connection.vendor == "postgresql"
+        else "(julianday(occurred_at) - 2440587.5) * 86400.0"
+    )
     sql = (
         f"SELECT id, site_id, CAST(features AS TEXT), score, CAST(cohort AS TEXT), action, "
-        f"CAST(problems AS TEXT), occurred_at FROM {table} "
+        f"CAST(problems AS TEXT), {epoch} FROM {table} "
         f"WHERE version_id = %s AND occurred_at >= %s AND occurred_at < %s ORDER BY id"
     )
     with connection.cursor() as cursor:
@@ -96,25 +101,18 @@ def read_day(version_id: int, day: date) -> profile_data.Batch:
         **between, decided_at__isnull=False
     ).values_list("event_id", "opened_at", "decided_at"):
         tta[position[event_id]] = max((decided - opened).total_seconds(), 0.0)
-    occurred = [_aware(r[7]) for r in rows]
     return profile_data.Batch(
         features=_decode([r[2] for r in rows]),
         scores=np.fromiter((r[3] for r in rows), dtype=float, count=len(rows)),
         labels=labels,
         cohorts=[c or {} for c in _decode([r[4] for r in rows])],
         sites=[site_codes[r[1]] for r in rows],
-        occurred_at=occurred,
+        occurred_epoch=np.fromiter((float(r[7]) for r in rows), dtype=float, count=len(rows)),
         actions=[r[5] for r in rows],
         unexpected=np.array([bool(r[6]) and '"unexpected_feature"' in r[6] for r in rows]),
         overridden=overridden,
         tta_seconds=tta,
     )
-
-
-def _aware(value: Any) -> datetime:
-    if isinstance(value, str):  # SQLite through a raw cursor
-        value = datetime.fromisoformat(value)
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 # --- building ------------------------------------------------------------------------------

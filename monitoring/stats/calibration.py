@@ -9,6 +9,7 @@ the cell mean instead of per case. Cases with no label yet (row 2) are ignored.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 from scipy import special
@@ -128,11 +129,16 @@ def calibration_slope(h: ScoreHistogram, z: float = Z95) -> Estimate:
     return estimate(b, b - z * se, b + z * se, total, p)
 
 
-def _group_matrix(n_bins: int) -> np.ndarray:
+def _grouper(n_bins: int) -> Callable[[np.ndarray], np.ndarray]:
+    """Sum over the last axis in ``n_bins`` runs of consecutive score bins."""
     if int(n_bins) != n_bins or n_bins < 1 or SCORE_BINS % n_bins:
         raise ValueError(f"n_bins must divide {SCORE_BINS}, got {n_bins!r}")
-    group = np.arange(SCORE_BINS) * n_bins // SCORE_BINS
-    return (group[:, None] == np.arange(n_bins)[None, :]).astype(float)
+    size = SCORE_BINS // int(n_bins)
+
+    def group(a: np.ndarray) -> np.ndarray:
+        return a.reshape(*a.shape[:-1], int(n_bins), size).sum(axis=-1)
+
+    return group
 
 
 def ece(h: ScoreHistogram, n_bins: int = 10) -> Estimate:
@@ -144,7 +150,7 @@ def ece(h: ScoreHistogram, n_bins: int = 10) -> Estimate:
     of the (score bin, label) cell counts, each cell keeping its mean score), 2.5/97.5%
     percentiles, widened to contain the estimate.
     """
-    g = _group_matrix(n_bins)
+    group = _grouper(n_bins)
     counts = h.count[[ROW_NEG, ROW_POS]]  # (2, SCORE_BINS)
     n = int(counts.sum())
     if n == 0:
@@ -153,12 +159,12 @@ def ece(h: ScoreHistogram, n_bins: int = 10) -> Estimate:
     mean_p = np.divide(sums, counts, out=np.zeros(sums.shape), where=counts > 0)
 
     def ece_rows(c: np.ndarray) -> np.ndarray:  # c: (..., 2, SCORE_BINS)
-        observed = c[..., 1, :] @ g
-        expected = (c * mean_p).sum(axis=-2) @ g
+        observed = group(c[..., 1, :])
+        expected = group((c * mean_p).sum(axis=-2))
         return np.abs(observed - expected).sum(axis=-1) / n
 
     # The point estimate uses the exact sums (not count × mean) so it matches the raw data.
-    value = float(np.abs(counts[1] @ g - sums.sum(axis=0) @ g).sum() / n)
+    value = float(np.abs(group(counts[1]) - group(sums.sum(axis=0))).sum() / n)
     rng = np.random.default_rng(ECE_SEED)
     draws = rng.multinomial(n, (counts / n).ravel(), size=ECE_DRAWS).reshape(-1, 2, SCORE_BINS)
     lo, hi = np.quantile(ece_rows(draws), [0.025, 0.975])
@@ -171,7 +177,8 @@ def brier(h: ScoreHistogram, z: float = Z95) -> Estimate:
 
     Interval: normal, B ± z·sd/sqrt(n), sd² = mean((p - y)⁴) - B². mean((p - y)⁴) is taken
     per cell to second order in the within-cell spread: (m - y)⁴ + 6 (m - y)² s², with m, s²
-    the cell's mean and variance of p (error below 5·10⁻⁶ per case for 0.01-wide bins).
+    the cell's mean and variance of p (the neglected terms are at most w³ + w⁴/4 ≈ 10⁻⁶ per
+    case for bins of width w = 0.01).
     Clipped to [0, 1].
     """
     alpha_from_z(z)

@@ -8,7 +8,15 @@ import numpy as np
 from scipy import special
 
 from monitoring.stats.binning import ROW_NEG, ROW_POS, ScoreHistogram
-from monitoring.stats.core import Z95, Estimate, alpha_from_z, as_counts, estimate, same_shape, undefined
+from monitoring.stats.core import (
+    Z95,
+    Estimate,
+    alpha_from_z,
+    as_counts,
+    estimate,
+    same_shape,
+    undefined,
+)
 
 
 def auc_from_histograms(neg_counts: object, pos_counts: object, z: float = Z95) -> Estimate:

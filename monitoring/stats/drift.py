@@ -56,8 +56,7 @@ class _Sample:
     def cdf(self) -> np.ndarray:
         """Share of values below each interior edge, shape (rows, k - 1)."""
         if self._cdf is None:
-            k = self.shares.shape[-1]
-            self._cdf = self.shares @ _upper(k)[:, :-1]
+            self._cdf = np.cumsum(self.shares, axis=-1)[..., :-1]
         return self._cdf
 
     @property
@@ -77,13 +76,7 @@ class _Sample:
         return self._floored[eps]
 
 
-@lru_cache(maxsize=64)
-def _upper(k: int) -> np.ndarray:
-    """Upper-triangular ones: ``x @ _upper(k)`` is the row-wise cumulative sum (BLAS-fast)."""
-    return np.triu(np.ones((k, k)))
-
-
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=128)  # ~30 MB at most for 20–50 bins; a window's features fit in it
 def _cached_draws(key: bytes, stream: int) -> _Sample:
     counts = np.frombuffer(key, dtype=np.int64)
     n = int(counts.sum())
@@ -160,8 +153,8 @@ def _w1_rows(r: _Sample, c: _Sample, ref_means: np.ndarray, cur_means: np.ndarra
     x = np.concatenate([ref_means, cur_means])
     order = np.argsort(x, kind="stable")
     w = np.concatenate([r.shares, -c.shares], axis=-1)[..., order]
-    cdf_diff = w @ _upper(x.size)[:, :-1]
-    return np.abs(cdf_diff) @ np.diff(x[order])
+    cdf_diff = np.cumsum(w, axis=-1)[..., :-1]
+    return (np.abs(cdf_diff) * np.diff(x[order])).sum(axis=-1)
 
 
 def _cramers_v_rows(r: _Sample, c: _Sample) -> np.ndarray:

@@ -51,7 +51,9 @@ def newcombe_difference(k1: int, n1: int, k2: int, n2: int, z: float = Z95) -> E
     high = d + sqrt((u1-p1)² + (p2-l2)²). ``n`` of the result is n1 (the current or
     subgroup sample). Either n == 0 gives NaN.
     """
-    k1, n1, k2, n2 = (as_count(v, name) for v, name in ((k1, "k1"), (n1, "n1"), (k2, "k2"), (n2, "n2")))
+    k1, n1, k2, n2 = (
+        as_count(v, name) for v, name in ((k1, "k1"), (n1, "n1"), (k2, "k2"), (n2, "n2"))
+    )
     alpha_from_z(z)
     if k1 > n1 or k2 > n2:
         raise ValueError(f"a count exceeds its total: {k1}/{n1}, {k2}/{n2}")

@@ -66,7 +66,9 @@ def cusum_path(weights: object, h: float) -> tuple[np.ndarray, int | None]:
 def _check_odds_ratio(odds_ratio: float) -> float:
     r = _positive(odds_ratio, "odds_ratio")
     if r == 1.0:
-        raise ValueError("odds_ratio must differ from 1 (R > 1 detects an increase, R < 1 a decrease)")
+        raise ValueError(
+            "odds_ratio must differ from 1 (R > 1 detects an increase, R < 1 a decrease)"
+        )
     return r
 
 

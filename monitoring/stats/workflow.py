@@ -33,9 +33,7 @@ TIME_EDGES_SECONDS = np.geomspace(60.0, 30 * 86_400.0, 49)
 is >= 30 days."""
 
 
-def subgroup_difference(
-    k_sub: int, n_sub: int, k_all: int, n_all: int, z: float = Z95
-) -> Estimate:
+def subgroup_difference(k_sub: int, n_sub: int, k_all: int, n_all: int, z: float = Z95) -> Estimate:
     """Subgroup rate minus the rate in the REST of the population.
 
     value = k_sub/n_sub - (k_all - k_sub)/(n_all - n_sub), Newcombe method-10 interval;
@@ -45,9 +43,7 @@ def subgroup_difference(
     k_sub, n_sub = as_count(k_sub, "k_sub"), as_count(n_sub, "n_sub")
     k_all, n_all = as_count(k_all, "k_all"), as_count(n_all, "n_all")
     if n_sub > n_all or k_sub > k_all or (k_all - k_sub) > (n_all - n_sub):
-        raise ValueError(
-            f"subgroup {k_sub}/{n_sub} is not part of the population {k_all}/{n_all}"
-        )
+        raise ValueError(f"subgroup {k_sub}/{n_sub} is not part of the population {k_all}/{n_all}")
     return newcombe_difference(k_sub, n_sub, k_all - k_sub, n_all - n_sub, z)
 
 
@@ -63,7 +59,9 @@ def _bin_bounds(
     return lo, hi, lower is None, upper is None
 
 
-def _value_at_ranks(counts: np.ndarray, lo: np.ndarray, hi: np.ndarray, ranks: np.ndarray) -> np.ndarray:
+def _value_at_ranks(
+    counts: np.ndarray, lo: np.ndarray, hi: np.ndarray, ranks: np.ndarray
+) -> np.ndarray:
     """Map ranks r in [0, n] to values through the piecewise-linear histogram CDF."""
     cum = np.cumsum(counts)
     n = cum[-1]
