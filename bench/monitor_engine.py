@@ -188,9 +188,9 @@ def build() -> None:
     n = PredictionEvent.objects.filter(version=version).count()
     load = _load()
     wall, cpu = time.perf_counter(), time.process_time()
-    batch = read_day(version.pk, DAY)
+    read = sum(len(batch) for batch in read_day(version.pk, DAY))
     read_wall, read_cpu = time.perf_counter() - wall, time.process_time() - cpu
-    del batch
+    assert read == n
     wall, cpu = time.perf_counter(), time.process_time()
     built = build_day(actor=None, version=version, day=DAY)
     total_wall, total_cpu = time.perf_counter() - wall, time.process_time() - cpu

@@ -22,6 +22,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -98,14 +99,15 @@ def bins_from_reference(
     return out
 
 
-def numeric_array(values: Iterable[Any]) -> np.ndarray:
-    """Floats, NaN where a value is missing or not a finite number."""
+def numeric_array(values: Iterable[Any], *, check_booleans: bool = True) -> np.ndarray:
+    """Floats, NaN where a value is missing or not a finite number. A boolean is not a number;
+    ``check_booleans=False`` skips that check for callers that know where booleans can be (the
+    gate records them as ``wrong_type`` problems, see ``_Columns``)."""
     raw = values if isinstance(values, list) else list(values)
     try:
-        # The common case, in C: numbers and None (→ NaN). Text raises; booleans must not pass
-        # as 0/1, so they take the slow path too.
+        # The common case, in C: numbers and None (→ NaN). Text raises.
         out = np.array(raw, dtype=float)
-        if any(type(v) is bool for v in raw):
+        if check_booleans and any(type(v) is bool for v in raw):
             raise TypeError
     except (TypeError, ValueError):
         out = np.array([_as_float(v) for v in raw], dtype=float)
@@ -134,6 +136,8 @@ class Batch:
     occurred_epoch: np.ndarray | None = None  # seconds since 1970 (UTC)
     actions: Sequence[str] | None = None
     unexpected: np.ndarray | None = None
+    #: rows the gate found a wrong-typed input in (None: unknown, check every row)
+    wrong_type: np.ndarray | None = None
     overridden: np.ndarray | None = None
     tta_seconds: np.ndarray | None = None  # NaN where not a decided review
 
@@ -150,20 +154,29 @@ class _Columns:
         self.values: dict[str, np.ndarray] = {}
         self.out_of_range: dict[str, np.ndarray] = {}
         feats = batch.features
+        suspect = None if batch.wrong_type is None else np.flatnonzero(batch.wrong_type)
         for fb in bins:
             name = fb.name
-            raw = [f.get(name) for f in feats]
+            raw = list(map(dict.get, feats, repeat(name)))
             if fb.dtype == "numeric":
                 self.codes[name], self.values[name], self.out_of_range[name] = _numeric_codes(
-                    fb, raw
+                    fb, raw, suspect
                 )
             else:
                 self.codes[name] = _category_codes(fb, raw)
-        self.actions = np.asarray(batch.actions if batch.actions is not None else [], dtype=object)
+        actions = batch.actions if batch.actions is not None else []
+        self.action_codes = np.fromiter(
+            (ACTION_INDEX.get(a, len(ACTIONS)) for a in actions), np.int64, len(actions)
+        )
 
 
-def _numeric_codes(fb: FeatureBins, raw: list[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    values = numeric_array(raw)
+def _numeric_codes(
+    fb: FeatureBins, raw: list[Any], suspect: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    values = numeric_array(raw, check_booleans=suspect is None)
+    if suspect is not None and len(suspect):
+        # Only rows with a wrong-typed input can hold a boolean that passed as 0/1.
+        values[suspect] = [_as_float(raw[i]) for i in suspect]
     codes = np.searchsorted(np.asarray(fb.edges, dtype=float), values, side="right")
     codes = codes.astype(np.int64)
     bad = np.isnan(values)
@@ -256,10 +269,11 @@ def _profile_slice(
         "unexpected": int(batch.unexpected[idx].sum()) if batch.unexpected is not None else 0,
     }
     if batch.actions is not None:
-        actions = columns.actions[idx]
-        acted = actions == "act"
-        profile["actions"] = {a: int(np.count_nonzero(actions == a)) for a in ACTIONS}
-        profile["acted"] = int(acted.sum())
+        codes = columns.action_codes[idx]
+        counts = np.bincount(codes, minlength=len(ACTIONS) + 1)
+        acted = codes == ACTION_INDEX["act"]
+        profile["actions"] = {a: int(counts[i]) for i, a in enumerate(ACTIONS)}
+        profile["acted"] = int(counts[ACTION_INDEX["act"]])
         overridden = batch.overridden[idx] if batch.overridden is not None else acted & False
         profile["overridden"] = int(np.count_nonzero(overridden & acted))
         tta = batch.tta_seconds[idx] if batch.tta_seconds is not None else np.array([])
@@ -272,6 +286,7 @@ def _profile_slice(
 
 
 ACTIONS = ("act", "defer", "shadow")
+ACTION_INDEX = {a: i for i, a in enumerate(ACTIONS)}
 TIME_EDGES = np.asarray(TIME_EDGES_SECONDS, dtype=float)
 
 

@@ -13,12 +13,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import numpy as np
+import orjson
 from django.db import connection, transaction
 
 from accounts.permissions import require_perms
@@ -62,11 +63,19 @@ def _decode(texts: list[str | None]) -> list[Any]:
     """Decode many JSON texts in one call (much faster than one ``json.loads`` per row)."""
     if not texts:
         return []
-    return json.loads("[" + ",".join(t if t is not None else "null" for t in texts) + "]")
+    return orjson.loads("[" + ",".join(t if t is not None else "null" for t in texts) + "]")
 
 
-def read_day(version_id: int, day: date) -> profile_data.Batch:
-    """The day's events of a version, column-wise, with outcome / override / review joined."""
+#: Events read and binned at a time: a day of any size is built in flat memory, since the
+#: chunks' profiles add.
+CHUNK = 50_000
+
+
+def read_day(
+    version_id: int, day: date, chunk: int | None = None
+) -> Iterator[profile_data.Batch]:
+    """The day's events of a version, column-wise, in chunks of ``chunk`` events, with their
+    effective outcome, override and review joined."""
     start, end = day_bounds(day)
     table = PredictionEvent._meta.db_table
     epoch = (
@@ -79,15 +88,27 @@ def read_day(version_id: int, day: date) -> profile_data.Batch:
         f"CAST(problems AS TEXT), {epoch} FROM {table} "
         f"WHERE version_id = %s AND occurred_at >= %s AND occurred_at < %s ORDER BY id"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [version_id, start, end])
-        rows = cursor.fetchall()
-    ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
     site_codes = dict(Site.objects.values_list("pk", "code"))
+    with connection.chunked_cursor() as cursor:
+        cursor.execute(sql, [version_id, start, end])
+        while rows := cursor.fetchmany(chunk or CHUNK):
+            yield _batch(rows, version_id, start, end, site_codes)
+
+
+def _batch(
+    rows: list[tuple[Any, ...]], version_id: int, start: datetime, end: datetime, sites: dict
+) -> profile_data.Batch:
+    ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
     position = {int(pk): i for i, pk in enumerate(ids)}
     labels = np.full(len(rows), np.nan)
-    between = {"event__version_id": version_id, "event__occurred_at__gte": start}
-    between["event__occurred_at__lt"] = end
+    # The chunk is every event of the (version, day) with an id in [first, last].
+    between = {
+        "event__version_id": version_id,
+        "event__occurred_at__gte": start,
+        "event__occurred_at__lt": end,
+        "event_id__gte": int(ids[0]),
+        "event_id__lte": int(ids[-1]),
+    }
     # The effective outcome is the one no later row corrects.
     for event_id, label in Outcome.objects.filter(**between, corrected_by__isnull=True).values_list(
         "event_id", "label"
@@ -106,13 +127,28 @@ def read_day(version_id: int, day: date) -> profile_data.Batch:
         scores=np.fromiter((r[3] for r in rows), dtype=float, count=len(rows)),
         labels=labels,
         cohorts=[c or {} for c in _decode([r[4] for r in rows])],
-        sites=[site_codes[r[1]] for r in rows],
+        sites=[sites[r[1]] for r in rows],
         occurred_epoch=np.fromiter((float(r[7]) for r in rows), dtype=float, count=len(rows)),
         actions=[r[5] for r in rows],
         unexpected=np.array([bool(r[6]) and '"unexpected_feature"' in r[6] for r in rows]),
+        wrong_type=np.array([bool(r[6]) and '"wrong_type"' in r[6] for r in rows], dtype=bool),
         overridden=overridden,
         tta_seconds=tta,
     )
+
+
+def profile_day(version: ModelVersion, reference: ReferenceProfile, day: date) -> dict[str, Any]:
+    """Every slice's profile of the (version, day): the sum of its chunks' profiles."""
+    bins = feature_bins(reference)
+    columns = cohort_columns(version)
+    parts: dict[str, list[dict[str, Any]]] = {}
+    for batch in read_day(version.pk, day):
+        chunk = profile_data.profile_of(batch, bins, profile_data.slices_of(batch, columns))
+        for key, data in chunk.items():
+            parts.setdefault(key, []).append(data)
+    if not parts:
+        return {"all": profile_data.empty_profile(bins)}
+    return {key: profile_data.merge(datas) for key, datas in sorted(parts.items())}
 
 
 # --- building ------------------------------------------------------------------------------
@@ -139,9 +175,8 @@ def build_day(*, actor: Any, version: ModelVersion, day: date) -> Built:
     reference = reference_in_force(version.pk)
     if reference is None:
         return Built(version.pk, day, 0, 0, False, skipped="no reference profile uploaded")
-    batch = read_day(version.pk, day)
-    slices = profile_data.slices_of(batch, cohort_columns(version))
-    profiles = profile_data.profile_of(batch, feature_bins(reference), slices)
+    profiles = profile_day(version, reference, day)
+    events = profiles["all"]["n"]
     site_ids = {s.code: s.pk for s in Site.objects.all()}
     rows = [
         DailyProfile(
@@ -170,18 +205,18 @@ def build_day(*, actor: Any, version: ModelVersion, day: date) -> Built:
         record(
             actor=actor,
             action="monitoring.profile_built",
-            summary=f"Built the {day} profiles of {version}: {len(batch)} events, "
+            summary=f"Built the {day} profiles of {version}: {events} events, "
             f"{len(rows)} slices" + ("" if changed or not before else " (unchanged)"),
             target=version,
             payload={
                 "day": day.isoformat(),
-                "events": len(batch),
+                "events": events,
                 "slices": len(rows),
                 "reference": reference.number,
                 "digest": digest,
             },
         )
-    return Built(version.pk, day, len(batch), len(rows), changed)
+    return Built(version.pk, day, events, len(rows), changed)
 
 
 def mark_stale(events: Iterable[tuple[int, datetime]], reason: str) -> int:

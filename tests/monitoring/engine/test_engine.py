@@ -62,6 +62,35 @@ def test_rebuilding_a_day_gives_identical_rows(monitored, days_ago):
     assert AuditEvent.objects.filter(action="monitoring.profile_built").count() == 2
 
 
+def test_a_day_read_in_small_chunks_gives_the_same_profiles(monitored, days_ago, monkeypatch):
+    """A big day is read and binned in chunks (flat memory); the chunks' profiles add up to
+    exactly the profile of the whole day."""
+    monitored.upload_reference(n=400)
+    day = days_ago(2)
+    data = rows(90, seed=18)
+    monitored.label(monitored.send(data, day=day), data)
+    monitored.send(rows(40, seed=19), day=day, site="SOUTH")
+    build_day(actor=None, version=monitored.version, day=day)
+    whole = {p.slice_key: p.data for p in DailyProfile.objects.filter(day=day)}
+
+    monkeypatch.setattr("monitoring.profiles.CHUNK", 7)
+    build_day(actor=None, version=monitored.version, day=day)
+
+    chunked = {p.slice_key: p.data for p in DailyProfile.objects.filter(day=day)}
+    assert chunked.keys() == whole.keys()
+    for key, data in whole.items():
+        assert chunked[key]["n"] == data["n"]
+        for name, entry in data["features"].items():
+            mine = chunked[key]["features"][name]
+            assert {k: v for k, v in mine.items() if k != "sums"} == {
+                k: v for k, v in entry.items() if k != "sums"
+            }
+            assert mine.get("sums", []) == pytest.approx(entry.get("sums", []))
+        assert chunked[key]["score"]["count"] == data["score"]["count"]
+        assert chunked[key]["actions"] == data["actions"]
+        assert chunked[key]["last_seen"] == data["last_seen"]
+
+
 def test_a_late_outcome_marks_its_day_for_rebuild(monitored, days_ago):
     monitored.upload_reference(n=400)
     day = days_ago(4)
