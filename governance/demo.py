@@ -26,6 +26,7 @@ from accounts.models import ServiceAccount
 from accounts.roles import Role
 from accounts.services import service_account_create
 from governance.audit.services import record
+from governance.demo_monitoring import seed_monitoring
 from governance.demo_predictions import seed_predictions
 from registry import services as registry
 from registry.models import (
@@ -108,7 +109,8 @@ USERS: tuple[DemoUser, ...] = (
 SITES: tuple[tuple[str, str], ...] = (
     ("NORTH", "North General Hospital"),
     ("SOUTH", "South Community Hospital"),
-    ("EAST", "Eastside Ambulatory Care Center"),
+    ("EAST", "Eastside Medical Center"),
+    ("WEST", "West Valley Medical Center"),
 )
 
 FEEDS: tuple[dict[str, Any], ...] = (
@@ -118,8 +120,8 @@ FEEDS: tuple[dict[str, Any], ...] = (
         "source_system": DataFeed.SourceSystem.EHR_VITALS,
         "expected_cadence_minutes": 15,
         "description": "Nursing flowsheet rows (HR, RR, temperature, BP, SpO2, mentation) "
-        "streamed as HL7 v2 ORU messages from the inpatient EHR at NORTH and "
-        "SOUTH. Silence beyond 15 minutes on an open ward is a stale feed.",
+        "streamed as HL7 v2 ORU messages from the inpatient EHR at the four "
+        "hospitals. Silence beyond 15 minutes on an open ward is a stale feed.",
     },
     {
         "slug": "lab-results",
@@ -452,7 +454,12 @@ SEPSIS_V11 = DemoVersion(
     },
     features=SEPSIS_FEATURES_V11,
     cohorts=SEPSIS_COHORTS,
-    deployments=(("NORTH", _utc(2025, 4, 7)), ("SOUTH", _utc(2025, 5, 5))),
+    deployments=(
+        ("NORTH", _utc(2025, 4, 7)),
+        ("SOUTH", _utc(2025, 5, 5)),
+        ("EAST", _utc(2025, 9, 8)),
+        ("WEST", _utc(2025, 10, 6)),
+    ),
 )
 
 SEPSIS = DemoModel(
@@ -482,7 +489,8 @@ SEPSIS = DemoModel(
         "on clinical concern as usual. The advisory shows the three inputs that "
         "contributed most to the score.",
         "intended_population": "Adults (18 years and over) admitted to general medical, "
-        "surgical, step-down and oncology wards at NORTH and SOUTH.",
+        "surgical, step-down and oncology wards at the four North Valley Health "
+        "hospitals (NORTH, SOUTH, EAST, WEST).",
         "intended_setting": "Adult inpatient wards of acute-care hospitals, with vital signs "
         "charted at least every 4 hours.",
         "exclusions": "Intensive care units, emergency department, obstetric and paediatric "
@@ -843,7 +851,7 @@ NOSHOW = DemoModel(
         "each call. Scores are never shown to patients and never used to change "
         "how the appointment is booked.",
         "intended_population": "Patients of any age with a scheduled in-person outpatient "
-        "appointment at the Eastside Ambulatory Care Center.",
+        "appointment at the Eastside Medical Center clinics.",
         "intended_setting": "Ambulatory clinics: primary care, cardiology, endocrinology, "
         "paediatrics.",
         "exclusions": "Must not be used for overbooking or double-booking, to deny or delay "
@@ -1289,9 +1297,12 @@ def _seed_policies(users: Mapping[str, Any], log: SeedLog) -> None:
 ASSIGNMENTS = (
     ("reviewer", "NORTH"),
     ("reviewer", "SOUTH"),
+    ("reviewer", "EAST"),
+    ("reviewer", "WEST"),
     ("informaticist", "NORTH"),
     ("informaticist", "SOUTH"),
     ("informaticist", "EAST"),
+    ("informaticist", "WEST"),
 )
 
 
@@ -1327,12 +1338,20 @@ def seed_demo(*, password: str, write: Callable[[str], None]) -> SeedLog:
     _seed_assignments(log)
     write("Deferral policies")
     _seed_policies(users, log)
-    write("Predictions through the gate")
+    write("Synthetic hospital traffic through the gate (governance.synthetic)")
     sent = seed_predictions(write=write)
-    log.created += sent["stored"]
+    log.created += sent.created
     write(
-        f"  {sent['stored']} stored ({sent['defer']} deferred to review), "
-        f"{sent['rejected']} refused"
+        f"  {sent.stored} predictions stored ({sent.defer} deferred to review), "
+        f"{sent.rejected} refused; {sent.outcomes} outcomes, {sent.overrides} overrides, "
+        f"{sent.reviews} review decisions"
+    )
+    write("Monitoring: reference profiles, daily profiles, windows (governance.demo_monitoring)")
+    summary = seed_monitoring(actor=users["mlengineer"], write=lambda _: None)
+    log.created += summary.built_days
+    write(
+        f"  {summary.built_days} daily profiles built, {summary.evaluations} evaluations: "
+        + ", ".join(f"{n} {band}" for band, n in sorted(summary.bands.items()))
     )
     return log
 

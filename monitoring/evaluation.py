@@ -39,6 +39,9 @@ from registry.models import Deployment, FeatureSpec, ModelVersion, Site
 
 #: Workflow rates are compared with the slice's own previous period of this many days.
 PREVIOUS_DAYS = 60
+#: Significance level of "no change" tests (Bonferroni-adjusted over a slice's drift tests).
+ALPHA = 0.05
+DRIFT = frozenset({"psi", "js_distance", "ks", "wasserstein", "chi_square"})
 
 
 @dataclass(frozen=True)
@@ -165,6 +168,8 @@ def evaluate(
                 whole=whole if key != "all" else None,
                 ref_whole=ref_whole if key != "all" else None,
             )
+            in_window = [data for day, data in sorted(days.items()) if start <= day <= window_end]
+            measured += metric_fns.sequential_metrics(in_window, prev)
             if key == "all" or key.startswith("site="):
                 as_of = min(now, day_bounds(window_end)[1])
                 measured += metric_fns.staleness(
@@ -172,6 +177,7 @@ def evaluate(
                     feeds,
                     as_of_epoch=as_of.timestamp(),
                     window_start_epoch=day_bounds(start)[0].timestamp(),
+                    events=cur["n"],
                 )
             site_obj = site if key.startswith("site=") else None
             launch = _launch_start(deployments, site_obj.pk if site_obj else None)
@@ -179,6 +185,9 @@ def evaluate(
                 launch is not None
                 and (window_end - launch.astimezone(UTC).date()).days < policy.launch_days
             )
+            # Drift is tested feature by feature: Bonferroni over the slice's features keeps a
+            # slice with many inputs from raising chance alarms.
+            tests = len({m.metric.partition(":")[2] for m in measured if m.name in DRIFT})
             for m in measured:
                 rows.append(
                     _result(
@@ -194,6 +203,7 @@ def evaluate(
                         start=start,
                         end=window_end,
                         now=now,
+                        tests=tests if m.name in DRIFT else 1,
                     )
                 )
     with transaction.atomic():
@@ -239,6 +249,7 @@ def _result(
     start: date,
     end: date,
     now: datetime,
+    tests: int = 1,
 ) -> MetricResult:
     spec = METRICS[m.name]
     bands = thresholds_for(spec, overrides=policy.thresholds, tier=tier, in_launch=in_launch)
@@ -254,7 +265,7 @@ def _result(
         clears = dev_low >= bands["yellow"]
         # A move the data cannot tell from no move at all is green, whatever its point value:
         # its p-value where the statistic has one, else its interval must exclude no change.
-        significant = m.p_value < 0.05 if m.p_value is not None else dev_low > 0
+        significant = min(1.0, m.p_value * tests) < ALPHA if m.p_value is not None else dev_low > 0
         if band != Band.GREEN and not significant:
             band = Band.GREEN
             details_extra = {"not_significant": True, "band_of_point": band_of(dev, bands)}
@@ -270,6 +281,7 @@ def _result(
         details["deviation"] = [_json(v) for v in m.deviation]
     if m.p_value is not None:
         details["p_value_no_change"] = _json(m.p_value)
+        details["tests_in_slice"] = tests
     return MetricResult(
         model_id=version.model_id,
         version=version,

@@ -17,7 +17,15 @@ from typing import Any
 import numpy as np
 
 from monitoring.profile_data import FeatureBins
-from monitoring.stats import calibration, cbpe, discrimination, drift, quality, workflow
+from monitoring.stats import (
+    calibration,
+    cbpe,
+    discrimination,
+    drift,
+    quality,
+    sequential,
+    workflow,
+)
 from monitoring.stats.binning import ScoreHistogram
 from monitoring.stats.core import Estimate
 from monitoring.stats.ratios import rate_ratio
@@ -132,11 +140,17 @@ def staleness(
     *,
     as_of_epoch: float,
     window_start_epoch: float,
+    events: int,
 ) -> list[Measured]:
-    """Per feed: hours since any of its features last carried a value, in multiples of the
-    feed's expected cadence. ``feeds`` maps a feature to (feed slug, cadence in minutes)."""
+    """Per feed: how long since any of its features last carried a value, in multiples of the
+    interval at which one is expected. Vigil sees a feed only through the predictions that carry
+    its values, so the expected interval is the feed's declared cadence or the slice's mean gap
+    between predictions over the window, whichever is longer (a quiet night at a small site is
+    not a dead feed). ``feeds`` maps a feature to (feed slug, cadence in minutes)."""
     from datetime import datetime
 
+    window_minutes = max(as_of_epoch - window_start_epoch, 60.0) / 60
+    mean_gap = window_minutes / max(events, 1)
     newest: dict[str, float] = {}
     cadence: dict[str, float] = {}
     for feature, (feed, minutes) in feeds.items():
@@ -147,8 +161,9 @@ def staleness(
     out = []
     for feed in sorted(newest):
         silent_h = max(as_of_epoch - newest[feed], 0.0) / 3600
-        multiple = silent_h / (cadence[feed] / 60)
-        est = Estimate(multiple, multiple, multiple, 1)
+        expected = max(cadence[feed], mean_gap)
+        multiple = silent_h * 60 / expected
+        est = Estimate(multiple, multiple, multiple, events)
         out.append(
             _measured(
                 f"staleness:{feed}",
@@ -156,6 +171,7 @@ def staleness(
                 0.0,
                 silent_hours=round(silent_h, 2),
                 cadence_minutes=cadence[feed],
+                expected_interval_minutes=round(expected, 1),
                 never_seen_in_window=not any(
                     last_seen.get(f) for f, (fd, _) in feeds.items() if fd == feed
                 ),
@@ -412,6 +428,85 @@ def slice_metrics(
         ref_all_h=ScoreHistogram.from_dict(ref_whole["score"]) if ref_whole else None,
     )
     return out
+
+
+# --- sequential detection over the window's days ----------------------------------------------
+
+#: Steiner et al. (2000): detect a doubling (R = 2) or a halving (R = 0.5) of the odds of the
+#: outcome relative to the scores, alarm at h = 4.5 (the paper's example).
+CUSUM_ODDS = {"cusum_calibration_up": 2.0, "cusum_calibration_down": 0.5}
+CUSUM_H = 4.5
+
+
+def sequential_metrics(
+    days: Sequence[Mapping[str, Any]], prev: Mapping[str, Any] | None
+) -> list[Measured]:
+    """Risk-adjusted CUSUMs over the daily calibration, and EWMA charts of the daily deferral
+    and override rates against the previous period: slow drift shows here before a window
+    average moves. Each value is the chart's highest point in the window in units of its
+    alarm limit (≥ 1: the chart alarmed)."""
+    out = []
+    histograms = [ScoreHistogram.from_dict(d["score"]) for d in days]
+    for metric, odds in CUSUM_ODDS.items():
+        terms = [sequential.daily_cusum_terms(h, odds) for h in histograms]
+        if not terms:
+            out.append(_measured(metric, Estimate(math.nan, math.nan, math.nan, 0), 0.0))
+            continue
+        path, alarm = sequential.risk_adjusted_cusum(
+            [o for o, _ in terms], [a for _, a in terms], odds, CUSUM_H
+        )
+        top = float(path.max()) / CUSUM_H
+        out.append(
+            _measured(
+                metric,
+                Estimate(top, top, top, sum(h.n_labelled for h in histograms)),
+                0.0,
+                path=[round(float(v), 3) for v in path],
+                alarm_day_index=alarm,
+                odds_ratio=odds,
+                h=CUSUM_H,
+            )
+        )
+    if days and "actions" in days[0]:
+        out.append(_ewma("ewma_deferral_rate", days, prev, "defer", "judged"))
+        out.append(_ewma("ewma_override_rate", days, prev, "overridden", "acted"))
+    return out
+
+
+def _daily_rate(day: Mapping[str, Any], what: str, of: str) -> tuple[int, int]:
+    if what == "defer":
+        judged = day["actions"]["act"] + day["actions"]["defer"]
+        return day["actions"]["defer"], judged
+    return day.get("overridden", 0), day.get("acted", 0)
+
+
+def _ewma(
+    metric: str,
+    days: Sequence[Mapping[str, Any]],
+    prev: Mapping[str, Any] | None,
+    what: str,
+    of: str,
+) -> Measured:
+    counts = [_daily_rate(d, what, of) for d in days]
+    counts = [(k, n) for k, n in counts if n > 0]
+    total = sum(n for _, n in counts)
+    k0, n0 = _daily_rate(prev, what, of) if prev else (0, 0)
+    if not counts or n0 == 0:
+        return _measured(metric, Estimate(math.nan, math.nan, math.nan, total), 0.0)
+    target = k0 / n0
+    mean_n = total / len(counts)
+    sd = math.sqrt(max(target * (1 - target), 1e-6) / mean_n)
+    chart = sequential.ewma([k / n for k, n in counts], target, sd)
+    width = chart.ucl - target
+    top = float(np.max((chart.path - target) / width))  # upward moves only: a rise is harm
+    return _measured(
+        metric,
+        Estimate(top, top, top, total),
+        0.0,
+        target=target,
+        path=[round(float(v), 4) for v in chart.path],
+        alarm_day_index=chart.first_alarm,
+    )
 
 
 def n_for(measured: Measured, cur: Mapping[str, Any]) -> int:

@@ -90,7 +90,10 @@ def read_day(
     )
     site_codes = dict(Site.objects.values_list("pk", "code"))
     with connection.chunked_cursor() as cursor:
-        cursor.execute(sql, [version_id, start, end])
+        # Adapted as the ORM adapts them, so this query and the joins below agree on which
+        # events fall in the day (SQLite compares stored text).
+        adapt = connection.ops.adapt_datetimefield_value
+        cursor.execute(sql, [version_id, adapt(start), adapt(end)])
         while rows := cursor.fetchmany(chunk or CHUNK):
             yield _batch(rows, version_id, start, end, site_codes)
 

@@ -84,10 +84,11 @@ METRICS: dict[str, MetricSpec] = {
               0.01, 0.05, 0.10, 100, "events",
               "Local policy: any input outside the spec is a schema change to investigate.",
               "share"),
-        _spec("staleness", "data_quality", "Feed silence (× expected cadence)", "up", 0.0,
-              4.0, 8.0, 24.0, 1, "events",
-              "Local policy, in multiples of the feed's declared cadence.", "× cadence",
-              per_feature=True),
+        _spec("staleness", "data_quality", "Feed silence (× expected interval)", "up", 0.0,
+              12.0, 24.0, 48.0, 1, "events",
+              "Local policy: silence in multiples of the interval a value is expected at (the "
+              "feed's cadence or the site's mean gap between predictions, the longer).",
+              "× interval", per_feature=True),
         # --- prediction quality: distribution drift (per feature, and the score) ------------
         _spec("psi", "prediction_quality", "Population stability index", "up", 0.0,
               0.10, 0.20, 0.25, 200, "events",
@@ -135,6 +136,24 @@ METRICS: dict[str, MetricSpec] = {
               "NannyML's confidence-based performance estimation; bands as for AUC."),
         _spec("expected_event_rate", "prediction_quality", "Expected event rate (from scores)",
               "both", "baseline", 0.02, 0.04, 0.06, 200, "events", LOCAL, "share"),
+        # --- sequential detection (charts over the window's days) -------------------------------
+        _spec("cusum_calibration_up", "prediction_quality",
+              "Risk-adjusted CUSUM: more events than the scores predict (÷ alarm limit)",
+              "up", 0.0, 0.8, 0.9, 1.0, 100, "outcome_events",
+              "Steiner, Cook, Farewell & Treasure (2000) Biostatistics 1(4): Bernoulli CUSUM "
+              "for a doubling of the odds, alarm limit h = 4.5 (red at the limit).", "× h"),
+        _spec("cusum_calibration_down", "prediction_quality",
+              "Risk-adjusted CUSUM: fewer events than the scores predict (÷ alarm limit)",
+              "up", 0.0, 0.8, 0.9, 1.0, 100, "outcome_events",
+              "Steiner et al. (2000), lower chart: a halving of the odds, h = 4.5.", "× h"),
+        _spec("ewma_deferral_rate", "workflow", "EWMA of the daily deferral rate (÷ limit)",
+              "up", 0.0, 0.8, 0.9, 1.0, 100, "events",
+              "Roberts (1959) EWMA, λ = 0.2, L = 3 limits (Montgomery, Introduction to "
+              "Statistical Quality Control, §9.2) around the previous period's rate.", "× limit"),
+        _spec("ewma_override_rate", "workflow", "EWMA of the daily override rate (÷ limit)",
+              "up", 0.0, 0.8, 0.9, 1.0, 100, "acted",
+              "Roberts (1959) EWMA, λ = 0.2, L = 3, around the previous period's rate.",
+              "× limit"),
         # --- workflow (vs the slice's own trailing baseline) -----------------------------------
         _spec("deferral_rate", "workflow", "Deferral rate (× baseline)", "up", 1.0,
               0.25, 0.50, 1.00, 100, "events",

@@ -41,6 +41,7 @@ CASE_READERS = frozenset({"reviewer", "clinical_informaticist", "medical_directo
 DECIDERS = frozenset({"reviewer", "medical_director"})
 SERVICE = frozenset({"service"})
 POLICY_EDITORS = frozenset({"ml_engineer", "clinical_informaticist"})
+MONITOR_EDITORS = frozenset({"ml_engineer", "medical_director"})
 
 # name → {method: roles allowed}; "service" is a model service's token.
 MATRIX: dict[str, dict[str, frozenset[str]]] = {
@@ -66,6 +67,14 @@ MATRIX: dict[str, dict[str, frozenset[str]]] = {
     "review:queue": {"GET": CASE_READERS},
     "review:case": {"GET": CASE_READERS},
     "review:decide": {"POST": DECIDERS},
+    "monitor:overview": {"GET": EVERYONE},
+    "monitor:dashboard": {"GET": EVERYONE},
+    "monitor:evaluate": {"POST": MONITOR_EDITORS},
+    "monitor:metric": {"GET": EVERYONE},
+    "monitor:reference": {"GET": EVERYONE},
+    "monitor:reference_upload": {"POST": ML},
+    "monitor:policy": {"GET": EVERYONE},
+    "monitor:policy_edit": {"GET": MONITOR_EDITORS, "POST": MONITOR_EDITORS},
     # API
     "api-schema": {"GET": EVERYONE},
     "api-docs": {"GET": EVERYONE},
@@ -93,6 +102,9 @@ MATRIX: dict[str, dict[str, frozenset[str]]] = {
     "monitoring-api:override": {"POST": SERVICE},
     "monitoring-api:prediction": {"POST": SERVICE},
     "monitoring-api:prediction-bulk": {"POST": SERVICE},
+    "monitor-api:metric-results": {"GET": EVERYONE},
+    "monitor-api:reference-profiles": {"GET": EVERYONE, "POST": ML},
+    "monitor-api:monitor-policy": {"GET": EVERYONE, "PUT": MONITOR_EDITORS},
     "audit-api:audit-event-list": {"GET": AUDITORS},
     "audit-api:audit-event-detail": {"GET": AUDITORS},
     "audit-api:audit-event-verify": {"GET": COMPLIANCE},
@@ -191,6 +203,7 @@ def sample(db, director) -> dict[str, object]:
         "fmt": "json",
         "seq": AuditEvent.objects.order_by("-seq").first().seq,
         "feed-detail:slug": feed.slug,
+        "metric": "auc",
     }
 
 

@@ -229,3 +229,23 @@ def test_the_scheduled_task_builds_then_evaluates(monitored, days_ago):
     assert planned == {"builds": 1, "evaluations": 3}
     assert DailyProfile.objects.filter(day=days_ago(0), slice_key="all").exists()
     assert MetricResult.objects.filter(window_end=days_ago(0), slice_key="site=NORTH").exists()
+
+
+def test_sequential_charts_catch_more_events_than_predicted_where_it_happens(
+    monitored, days_ago
+):
+    """NORTH's outcomes run at twice the predicted odds; SOUTH's follow the scores."""
+    monitored.upload_reference(n=1500)
+    for back in range(1, 8):
+        north = rows(150, seed=800 + back, event_rate_shift=0.9)
+        monitored.label(monitored.send(north, day=days_ago(back), site="NORTH"), north)
+        south = rows(150, seed=900 + back)
+        monitored.label(monitored.send(south, day=days_ago(back), site="SOUTH"), south)
+    run_now(actor=None, window_end=days_ago(1))
+    results = _results()
+    north = results[("site=NORTH", "cusum_calibration_up")]
+    assert north.band == "red" and north.value >= 1.0
+    assert north.details["alarm_day_index"] is not None
+    assert len(north.details["path"]) == 7
+    assert results[("site=SOUTH", "cusum_calibration_up")].band in ("green", "insufficient")
+    assert results[("site=NORTH", "cusum_calibration_down")].band == "green"
