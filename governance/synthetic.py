@@ -144,7 +144,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         start_day=60,
         metrics=(("prediction_quality", "calibration_oe"), ("outcome", "outcome_rate")),
         effect="outcome_shift",
-        params={"logit": 0.5},
+        params={"logit": 0.65},
     ),
     Scenario(
         name="auc-regression-80-plus",

@@ -11,7 +11,7 @@ Cost depends on the number of days × slices, not on daily volume.
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -20,6 +20,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from scipy.stats import norm
 
 from accounts.permissions import require_perms
 from governance.audit.services import record
@@ -34,6 +35,7 @@ from monitoring.models import (
     ReferenceProfile,
 )
 from monitoring.profiles import day_bounds, feature_bins, reference_in_force
+from monitoring.stats.core import Z95
 from monitoring.thresholds import DEFAULT_WINDOWS, METRICS, band_of, thresholds_for
 from registry.models import Deployment, FeatureSpec, ModelVersion, Site
 
@@ -41,7 +43,6 @@ from registry.models import Deployment, FeatureSpec, ModelVersion, Site
 PREVIOUS_DAYS = 60
 #: Significance level of "no change" tests (Bonferroni-adjusted over a slice's drift tests).
 ALPHA = 0.05
-DRIFT = frozenset({"psi", "js_distance", "ks", "wasserstein", "chi_square"})
 
 
 @dataclass(frozen=True)
@@ -154,6 +155,7 @@ def evaluate(
         prev_first, prev_last = start - timedelta(days=PREVIOUS_DAYS), start - timedelta(days=1)
         whole = _merged(profiles.get("all", {}), start, window_end) or empty
         ref_whole = reference.reference["all"]
+        pending: list[tuple[metric_fns.Measured, dict[str, Any], str, Site | None, bool]] = []
         for key in slices:
             days = profiles.get(key, {})
             cur = _merged(days, start, window_end) or empty
@@ -169,7 +171,8 @@ def evaluate(
                 ref_whole=ref_whole if key != "all" else None,
             )
             in_window = [data for day, data in sorted(days.items()) if start <= day <= window_end]
-            measured += metric_fns.sequential_metrics(in_window, prev)
+            before = [data for day, data in sorted(days.items()) if prev_first <= day <= prev_last]
+            measured += metric_fns.sequential_metrics(in_window, before)
             if key == "all" or key.startswith("site="):
                 as_of = min(now, day_bounds(window_end)[1])
                 measured += metric_fns.staleness(
@@ -185,27 +188,29 @@ def evaluate(
                 launch is not None
                 and (window_end - launch.astimezone(UTC).date()).days < policy.launch_days
             )
-            # Drift is tested feature by feature: Bonferroni over the slice's features keeps a
-            # slice with many inputs from raising chance alarms.
-            tests = len({m.metric.partition(":")[2] for m in measured if m.name in DRIFT})
-            for m in measured:
-                rows.append(
-                    _result(
-                        m,
-                        cur,
-                        policy,
-                        tier=tier,
-                        in_launch=in_launch,
-                        version=version,
-                        site=site_obj,
-                        key=key,
-                        window=window,
-                        start=start,
-                        end=window_end,
-                        now=now,
-                        tests=tests if m.name in DRIFT else 1,
-                    )
+            pending += [(m, cur, key, site_obj, in_launch) for m in measured]
+        # Every metric is tested in every slice (and drift in every feature): Bonferroni over
+        # the tests of one metric in this evaluation keeps a dashboard of many cells from
+        # raising chance alarms.
+        tests = Counter(m.name for m, *_ in pending)
+        for m, cur, key, site_obj, in_launch in pending:
+            rows.append(
+                _result(
+                    m,
+                    cur,
+                    policy,
+                    tier=tier,
+                    in_launch=in_launch,
+                    version=version,
+                    site=site_obj,
+                    key=key,
+                    window=window,
+                    start=start,
+                    end=window_end,
+                    now=now,
+                    tests=tests[m.name],
                 )
+            )
     with transaction.atomic():
         MetricResult.objects.filter(
             version=version,
@@ -265,7 +270,7 @@ def _result(
         clears = dev_low >= bands["yellow"]
         # A move the data cannot tell from no move at all is green, whatever its point value:
         # its p-value where the statistic has one, else its interval must exclude no change.
-        significant = min(1.0, m.p_value * tests) < ALPHA if m.p_value is not None else dev_low > 0
+        significant = min(1.0, _p_no_change(m) * tests) < ALPHA
         if band != Band.GREEN and not significant:
             band = Band.GREEN
             details_extra = {"not_significant": True, "band_of_point": band_of(dev, bands)}
@@ -279,9 +284,9 @@ def _result(
     }
     if m.deviation is not None:
         details["deviation"] = [_json(v) for v in m.deviation]
-    if m.p_value is not None:
-        details["p_value_no_change"] = _json(m.p_value)
-        details["tests_in_slice"] = tests
+    if m.deviation is not None:
+        details["p_value_no_change"] = _json(_p_no_change(m))
+        details["tests"] = tests
     return MetricResult(
         model_id=version.model_id,
         version=version,
@@ -303,6 +308,18 @@ def _result(
         details=details,
         evaluated_at=now,
     )
+
+
+def _p_no_change(m: metric_fns.Measured) -> float:
+    """The p-value of "no change": the test's own where there is one, else read back from the
+    deviation's 95% interval (normal approximation on the side towards no change)."""
+    if m.p_value is not None:
+        return m.p_value
+    dev, low, _ = m.deviation or (0.0, 0.0, 0.0)
+    if dev <= 0:
+        return 1.0
+    se = (dev - low) / Z95
+    return 0.0 if se <= 0 else float(2 * norm.sf(dev / se))
 
 
 def _json(value: float | None) -> float | None:

@@ -433,13 +433,19 @@ def slice_metrics(
 # --- sequential detection over the window's days ----------------------------------------------
 
 #: Steiner et al. (2000): detect a doubling (R = 2) or a halving (R = 0.5) of the odds of the
-#: outcome relative to the scores, alarm at h = 4.5 (the paper's example).
+#: outcome relative to the scores; alarm at h = 6 (the paper's example uses 4.5 for one chart;
+#: every slice runs its own here, so the limit is raised to keep chance alarms rare).
 CUSUM_ODDS = {"cusum_calibration_up": 2.0, "cusum_calibration_down": 0.5}
-CUSUM_H = 4.5
+CUSUM_H = 6.0
+#: EWMA limits come from the previous period's own day-to-day spread: at least this many days,
+#: with at least this many counted events a day on average (below that a daily rate is mostly
+#: 0 or a lone event, too lumpy to chart; the window's rate ratio still judges the slice).
+EWMA_MIN_DAYS = 14
+EWMA_MIN_DAILY_EVENTS = 5
 
 
 def sequential_metrics(
-    days: Sequence[Mapping[str, Any]], prev: Mapping[str, Any] | None
+    days: Sequence[Mapping[str, Any]], before: Sequence[Mapping[str, Any]]
 ) -> list[Measured]:
     """Risk-adjusted CUSUMs over the daily calibration, and EWMA charts of the daily deferral
     and override rates against the previous period: slow drift shows here before a window
@@ -468,34 +474,40 @@ def sequential_metrics(
             )
         )
     if days and "actions" in days[0]:
-        out.append(_ewma("ewma_deferral_rate", days, prev, "defer", "judged"))
-        out.append(_ewma("ewma_override_rate", days, prev, "overridden", "acted"))
+        out.append(_ewma("ewma_deferral_rate", days, before, "defer"))
+        out.append(_ewma("ewma_override_rate", days, before, "overridden"))
     return out
 
 
-def _daily_rate(day: Mapping[str, Any], what: str, of: str) -> tuple[int, int]:
+def _daily_rate(day: Mapping[str, Any], what: str) -> tuple[int, int]:
     if what == "defer":
-        judged = day["actions"]["act"] + day["actions"]["defer"]
-        return day["actions"]["defer"], judged
+        return day["actions"]["defer"], day["actions"]["act"] + day["actions"]["defer"]
     return day.get("overridden", 0), day.get("acted", 0)
 
 
 def _ewma(
     metric: str,
     days: Sequence[Mapping[str, Any]],
-    prev: Mapping[str, Any] | None,
+    before: Sequence[Mapping[str, Any]],
     what: str,
-    of: str,
 ) -> Measured:
-    counts = [_daily_rate(d, what, of) for d in days]
-    counts = [(k, n) for k, n in counts if n > 0]
+    """EWMA of the daily rate around the previous period's mean, with limits from the
+    previous period's own day-to-day spread (real daily rates vary more than a binomial:
+    weekdays, case mix), so an ordinary week does not cross them."""
+    counts = [(k, n) for k, n in (_daily_rate(d, what) for d in days) if n > 0]
     total = sum(n for _, n in counts)
-    k0, n0 = _daily_rate(prev, what, of) if prev else (0, 0)
-    if not counts or n0 == 0:
-        return _measured(metric, Estimate(math.nan, math.nan, math.nan, total), 0.0)
-    target = k0 / n0
-    mean_n = total / len(counts)
-    sd = math.sqrt(max(target * (1 - target), 1e-6) / mean_n)
+    past = [(k, n) for k, n in (_daily_rate(d, what) for d in before if "actions" in d) if n > 0]
+    history = [k / n for k, n in past]
+    undefined = _measured(metric, Estimate(math.nan, math.nan, math.nan, total), 0.0)
+    if (
+        not counts
+        or len(history) < EWMA_MIN_DAYS
+        or sum(k for k, _ in past) / len(past) < EWMA_MIN_DAILY_EVENTS
+    ):
+        return undefined
+    target, sd = float(np.mean(history)), float(np.std(history, ddof=1))
+    if sd <= 0:
+        return undefined
     chart = sequential.ewma([k / n for k, n in counts], target, sd)
     width = chart.ucl - target
     top = float(np.max((chart.path - target) / width))  # upward moves only: a rise is harm
@@ -504,6 +516,7 @@ def _ewma(
         Estimate(top, top, top, total),
         0.0,
         target=target,
+        daily_sd=sd,
         path=[round(float(v), 4) for v in chart.path],
         alarm_day_index=chart.first_alarm,
     )

@@ -231,13 +231,18 @@ def build_profile(
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """(bins, reference profiles per slice, baseline metrics per slice) of a clean batch."""
     features, cohorts = _spec_of(version)
-    columns = {f["name"]: [row.get(f["name"]) for row in batch.features] for f in features}
+    # Numeric columns are read once, as floats, for both the bin edges and the spread.
+    columns: dict[str, Any] = {
+        f["name"]: profile_data.numeric_array([row.get(f["name"]) for row in batch.features])
+        for f in features
+        if f["dtype"] == "numeric"
+    }
     fbins = profile_data.bins_from_reference(features, columns)
     bins: dict[str, Any] = {}
     for fb in fbins:
         entry = fb.as_dict()
         if fb.dtype == "numeric":
-            values = profile_data.numeric_array(columns[fb.name])
+            values = columns[fb.name]
             values = values[np.isfinite(values)]
             entry["std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
             entry["mean"] = float(values.mean()) if len(values) else None

@@ -141,15 +141,17 @@ METRICS: dict[str, MetricSpec] = {
               "Risk-adjusted CUSUM: more events than the scores predict (÷ alarm limit)",
               "up", 0.0, 0.8, 0.9, 1.0, 100, "outcome_events",
               "Steiner, Cook, Farewell & Treasure (2000) Biostatistics 1(4): Bernoulli CUSUM "
-              "for a doubling of the odds, alarm limit h = 4.5 (red at the limit).", "× h"),
+              "for a doubling of the odds; alarm limit h = 6 (the paper's example uses 4.5; raised "
+              "because every slice runs its own chart), red at the limit.", "× h"),
         _spec("cusum_calibration_down", "prediction_quality",
               "Risk-adjusted CUSUM: fewer events than the scores predict (÷ alarm limit)",
               "up", 0.0, 0.8, 0.9, 1.0, 100, "outcome_events",
-              "Steiner et al. (2000), lower chart: a halving of the odds, h = 4.5.", "× h"),
+              "Steiner et al. (2000), lower chart: a halving of the odds, h = 6.", "× h"),
         _spec("ewma_deferral_rate", "workflow", "EWMA of the daily deferral rate (÷ limit)",
               "up", 0.0, 0.8, 0.9, 1.0, 100, "events",
               "Roberts (1959) EWMA, λ = 0.2, L = 3 limits (Montgomery, Introduction to "
-              "Statistical Quality Control, §9.2) around the previous period's rate.", "× limit"),
+              "Statistical Quality Control, §9.2) around the previous period's mean daily rate, "
+              "σ from its day-to-day spread (≥ 14 days).", "× limit"),
         _spec("ewma_override_rate", "workflow", "EWMA of the daily override rate (÷ limit)",
               "up", 0.0, 0.8, 0.9, 1.0, 100, "acted",
               "Roberts (1959) EWMA, λ = 0.2, L = 3, around the previous period's rate.",
