@@ -192,7 +192,10 @@ def test_a_policy_override_changes_the_band(monitored, days_ago):
     # Deployed years ago and not a high tier: the policy's own numbers, untightened.
     assert monitored.version.model.risk_tier not in ("high", "critical")
     assert after.thresholds["red"] == pytest.approx(0.03)
-    assert after.details["tightened"] == {"tier": monitored.version.model.risk_tier, "launch": False}
+    assert after.details["tightened"] == {
+        "tier": monitored.version.model.risk_tier,
+        "launch": False,
+    }
 
 
 def test_thresholds_tighten_for_high_tiers_and_new_launches():
@@ -231,9 +234,7 @@ def test_the_scheduled_task_builds_then_evaluates(monitored, days_ago):
     assert MetricResult.objects.filter(window_end=days_ago(0), slice_key="site=NORTH").exists()
 
 
-def test_sequential_charts_catch_more_events_than_predicted_where_it_happens(
-    monitored, days_ago
-):
+def test_sequential_charts_catch_more_events_than_predicted_where_it_happens(monitored, days_ago):
     """NORTH's outcomes run at twice the predicted odds; SOUTH's follow the scores."""
     monitored.upload_reference(n=1500)
     for back in range(1, 8):
@@ -249,3 +250,33 @@ def test_sequential_charts_catch_more_events_than_predicted_where_it_happens(
     assert len(north.details["path"]) == 7
     assert results[("site=SOUTH", "cusum_calibration_up")].band in ("green", "insufficient")
     assert results[("site=NORTH", "cusum_calibration_down")].band == "green"
+
+
+def test_an_event_at_exactly_midnight_belongs_to_the_day_it_starts(monitored, days_ago):
+    """The day's read and its outcome join must agree on the boundary (SQLite compares text)."""
+    import uuid
+    from datetime import UTC, datetime, timedelta
+
+    from monitoring.gate import PredictionIn, gate_predictions
+    from monitoring.outcomes import OutcomeIn, outcomes_record
+
+    monitored.upload_reference(n=400)
+    day = days_ago(2)
+    midnight = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
+    item = PredictionIn(
+        event_id=uuid.uuid4(), model="sepsis-ews", site="NORTH", occurred_at=midnight,
+        case_key="case-midnight", features={"age": 70, "heart_rate": 90, "care_unit": "ward"},
+        score=0.2, confidence=0.9, cohort={"sex": "F"},
+    )  # fmt: skip
+    assert gate_predictions(account=monitored.account, items=[item])[0].answer is not None
+    outcomes_record(
+        account=monitored.account,
+        items=[
+            OutcomeIn(label=1.0, observed_at=midnight + timedelta(hours=2), event_id=item.event_id)
+        ],
+    )
+    build_day(actor=None, version=monitored.version, day=day)
+    whole = DailyProfile.objects.get(day=day, slice_key="all").data
+    assert whole["n"] == 1 and sum(whole["score"]["count"][1]) == 1
+    build_day(actor=None, version=monitored.version, day=day - timedelta(days=1))
+    assert DailyProfile.objects.get(day=day - timedelta(days=1), slice_key="all").data["n"] == 0
