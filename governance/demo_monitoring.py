@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,14 @@ def seed_references(*, actor: Any, write: Callable[[str], None]) -> int:
     return uploaded
 
 
+#: Earlier window ends evaluated too, a week apart, so the metric pages open on a trend that
+#: shows when each scenario began.
+TREND_WEEKS = 4
+
+
 def seed_monitoring(*, actor: Any, write: Callable[[str], None]) -> RunSummary:
     seed_references(actor=actor, write=write)
-    return run_now(actor=None, window_end=timezone.now().date(), write=write)
+    today = timezone.now().date()
+    for weeks in range(TREND_WEEKS, 0, -1):
+        run_now(actor=None, window_end=today - timedelta(weeks=weeks), write=write)
+    return run_now(actor=None, window_end=today, write=write)

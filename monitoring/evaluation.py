@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import orjson
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, TextField
+from django.db.models.functions import Cast
 from django.utils import timezone
 from scipy.stats import norm
 
@@ -102,16 +104,45 @@ def _launch_start(deployments: Sequence[Deployment], site_id: int | None) -> dat
     return min(starts) if starts else None
 
 
+def _rows(version: ModelVersion, slices: Sequence[str] | None, first: date, last: date) -> Any:
+    rows = DailyProfile.objects.filter(version=version, day__range=(first, last))
+    return rows if slices is None else rows.filter(slice_key__in=slices)
+
+
 def _load(
     version: ModelVersion, slices: Sequence[str] | None, first: date, last: date
 ) -> dict[str, dict[date, dict[str, Any]]]:
-    rows = DailyProfile.objects.filter(version=version, day__range=(first, last))
-    if slices is not None:
-        rows = rows.filter(slice_key__in=slices)
+    """Whole daily profiles, decoded by orjson from text (~3x faster than json.loads)."""
     out: dict[str, dict[date, dict[str, Any]]] = defaultdict(dict)
-    for key, day, data in rows.values_list("slice_key", "day", "data").iterator(chunk_size=500):
-        out[key][day] = data
+    text = (
+        _rows(version, slices, first, last)
+        .annotate(text=Cast("data", TextField()))
+        .values_list("slice_key", "day", "text")
+    )
+    for key, day, data in text.iterator(chunk_size=500):
+        out[key][day] = orjson.loads(data)
     return out
+
+
+def _load_parts(
+    version: ModelVersion,
+    slices: Sequence[str] | None,
+    first: date,
+    last: date,
+    keys: Sequence[str],
+) -> dict[str, dict[date, dict[str, Any]]]:
+    """Only some keys of the daily profiles (the database extracts them): the previous period
+    needs the workflow counts, not the histograms."""
+    out: dict[str, dict[date, dict[str, Any]]] = defaultdict(dict)
+    fields = [f"data__{k}" for k in keys]
+    for key, day, *values in _rows(version, slices, first, last).values_list(
+        "slice_key", "day", *fields
+    ):
+        out[key][day] = {k: v for k, v in zip(keys, values, strict=True) if v is not None}
+    return out
+
+
+WORKFLOW_KEYS = ("actions", "acted", "overridden", "decided")
 
 
 def _merged(days: Mapping[date, Any], first: date, last: date) -> dict[str, Any] | None:
@@ -131,18 +162,18 @@ def evaluate(
         return outcome
     policy = PolicyInForce.of(version.model_id)
     longest = max(policy.windows)
-    first = window_end - timedelta(days=longest + PREVIOUS_DAYS - 1)
+    first = window_end - timedelta(days=longest - 1)
+    history_first = first - timedelta(days=PREVIOUS_DAYS)
     deployments = _deployments(version, window_end)
     if site is not None:
         slices = [f"site={site.code}"]
-        wanted: list[str] | None = [*slices, "all"]
+        profiles = _load(version, slices, first, window_end)
+        # The whole deployment only for the subgroup gap: its score histograms.
+        profiles["all"] = _load_parts(version, ["all"], first, window_end, ("score",))["all"]
     else:
-        wanted = None  # all and every cohort slice seen
-    profiles = _load(version, wanted, first, window_end)
-    if site is None:
-        site_keys = {k for k in profiles if k.startswith("site=")}
-        cohort_keys = sorted(k for k in profiles if k != "all" and k not in site_keys)
-        slices = ["all", *cohort_keys]
+        profiles = _load(version, None, first, window_end)  # all and every cohort slice seen
+        slices = ["all", *sorted(k for k in profiles if k != "all" and not k.startswith("site="))]
+    history = _load_parts(version, slices, history_first, window_end, WORKFLOW_KEYS)
     bins = feature_bins(reference)
     ref_std = _ref_std(reference)
     feeds = _feeds(version)
@@ -158,8 +189,9 @@ def evaluate(
         pending: list[tuple[metric_fns.Measured, dict[str, Any], str, Site | None, bool]] = []
         for key in slices:
             days = profiles.get(key, {})
+            past = history.get(key, {})
             cur = _merged(days, start, window_end) or empty
-            prev = _merged(days, prev_first, prev_last)
+            prev = _merged(past, prev_first, prev_last)
             ref = reference.reference.get(key, ref_whole)
             measured = metric_fns.slice_metrics(
                 cur,
@@ -171,7 +203,7 @@ def evaluate(
                 ref_whole=ref_whole if key != "all" else None,
             )
             in_window = [data for day, data in sorted(days.items()) if start <= day <= window_end]
-            before = [data for day, data in sorted(days.items()) if prev_first <= day <= prev_last]
+            before = [data for day, data in sorted(past.items()) if prev_first <= day <= prev_last]
             measured += metric_fns.sequential_metrics(in_window, before)
             if key == "all" or key.startswith("site="):
                 as_of = min(now, day_bounds(window_end)[1])

@@ -325,63 +325,55 @@ def empty_profile(bins: Sequence[FeatureBins]) -> dict[str, Any]:
 
 
 def merge(profiles: Iterable[Mapping[str, Any]]) -> dict[str, Any] | None:
-    """The sum of ``profiles`` (days of a window); ``None`` when there are none."""
-    out: dict[str, Any] | None = None
+    """The sum of ``profiles`` (days of a window, or chunks of a day); ``None`` when there are
+    none. Lists add element by element (numpy), counts add, ``last_seen`` keeps the newest.
+    Partial profiles (only the workflow counts, or only the score) merge the same way."""
+    acc: dict[str, Any] | None = None
     for profile in profiles:
-        out = _copy(profile) if out is None else _add(out, profile)
-    return out
+        if acc is None:
+            acc = {"n": 0, "unexpected": 0, "features": {}, "last_seen": {}}
+        acc["n"] += profile.get("n", 0)
+        acc["unexpected"] += profile.get("unexpected", 0)
+        for name, entry in profile.get("features", {}).items():
+            _add_into(acc["features"].setdefault(name, {}), entry)
+        for name, when in profile.get("last_seen", {}).items():
+            if when > acc["last_seen"].get(name, ""):
+                acc["last_seen"][name] = when
+        if "score" in profile:
+            _add_into(acc.setdefault("score", {}), profile["score"], keep=("bins",))
+        if "actions" in profile:
+            _add_into(acc.setdefault("actions", dict.fromkeys(ACTIONS, 0)), profile["actions"])
+            _add_into(acc, {k: profile.get(k, 0) for k in ("acted", "overridden", "decided")})
+            if "tta_counts" in profile:
+                _add_into(acc, {"tta_counts": profile["tta_counts"]})
+    return None if acc is None else _plain(acc)
 
 
-def _copy(profile: Mapping[str, Any]) -> dict[str, Any]:
-    return _add(
-        {
-            "n": 0,
-            "features": {},
-            "last_seen": {},
-            "score": None,
-            "unexpected": 0,
-        },
-        profile,
-    )
+def _add_into(into: dict[str, Any], entry: Mapping[str, Any], keep: tuple[str, ...] = ()) -> None:
+    for key, value in entry.items():
+        if key in keep:
+            into[key] = value
+        elif isinstance(value, list):
+            mine = into.get(key)
+            if mine is None:
+                into[key] = np.array(value)
+            elif mine.shape != np.shape(value):
+                raise ValueError("profiles built on different bins cannot be merged")
+            else:
+                into[key] = mine + np.asarray(value)
+        else:
+            into[key] = into.get(key, 0) + value
 
 
-def _add(into: dict[str, Any], profile: Mapping[str, Any]) -> dict[str, Any]:
-    into["n"] += profile["n"]
-    into["unexpected"] += profile.get("unexpected", 0)
-    for name, entry in profile["features"].items():
-        mine = into["features"].get(name)
-        if mine is None:
-            into["features"][name] = {
-                k: (list(v) if isinstance(v, list) else v) for k, v in entry.items()
-            }
-            continue
-        for k, v in entry.items():
-            mine[k] = _plus(mine[k], v) if isinstance(v, list) else mine[k] + v
-    for name, when in profile.get("last_seen", {}).items():
-        if name not in into["last_seen"] or when > into["last_seen"][name]:
-            into["last_seen"][name] = when
-    score = ScoreHistogram.from_dict(profile["score"])
-    into["score"] = (
-        score.to_dict()
-        if into["score"] is None
-        else (ScoreHistogram.from_dict(into["score"]) + score).to_dict()
-    )
-    if "actions" in profile:
-        actions = into.setdefault("actions", dict.fromkeys(ACTIONS, 0))
-        for a in ACTIONS:
-            actions[a] += profile["actions"].get(a, 0)
-        for k in ("acted", "overridden", "decided"):
-            into[k] = into.get(k, 0) + profile.get(k, 0)
-        into["tta_counts"] = _plus(into.get("tta_counts"), profile["tta_counts"])
-    return into
-
-
-def _plus(a: list[Any] | None, b: list[Any]) -> list[Any]:
-    if a is None:
-        return list(b)
-    if len(a) != len(b):
-        raise ValueError("profiles built on different bins cannot be merged")
-    return [x + y for x, y in zip(a, b, strict=True)]
+def _plain(value: Any) -> Any:
+    """numpy accumulators back to JSON-ready lists and numbers."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
 
 
 def slices_of(batch: Batch, cohort_columns: Mapping[str, Sequence[str]]) -> dict[str, np.ndarray]:

@@ -9,7 +9,7 @@ from django.core.management import CommandError, call_command
 
 from governance.audit.models import AuditEvent
 from monitoring.evaluation import evaluate
-from monitoring.models import DailyProfile, MetricResult, MonitorPolicy, StaleDay
+from monitoring.models import DailyProfile, MetricResult, MonitorPolicy, PredictionEvent, StaleDay
 from monitoring.profiles import build_day, days_to_build
 from monitoring.runner import run_now
 from monitoring.tasks import monitor
@@ -280,3 +280,38 @@ def test_an_event_at_exactly_midnight_belongs_to_the_day_it_starts(monitored, da
     assert whole["n"] == 1 and sum(whole["score"]["count"][1]) == 1
     build_day(actor=None, version=monitored.version, day=day - timedelta(days=1))
     assert DailyProfile.objects.get(day=day - timedelta(days=1), slice_key="all").data["n"] == 0
+
+
+def test_override_rate_is_judged_against_the_slices_own_previous_period(monitored, days_ago):
+    """NORTH's clinicians override 4% of acted predictions in the 60 days before the window and
+    12% in it; SOUTH stays at 4%."""
+    from monitoring.outcomes import override_record
+
+    monitored.upload_reference(n=400)
+    MonitorPolicy.objects.create(
+        model=monitored.version.model, windows=[7], reason="t", updated_by=monitored.gate.engineer
+    )
+
+    def day_of_traffic(back: int, site: str, share: float) -> None:
+        items = monitored.send(rows(50, seed=1000 + back * 3 + len(site)), day=days_ago(back),
+                               site=site, tag="w")  # fmt: skip
+        acted = [
+            i for i in items
+            if PredictionEvent.objects.get(event_id=i.event_id).action == "act"
+        ]  # fmt: skip
+        for item in acted[: round(len(acted) * share)]:
+            override_record(
+                account=monitored.account, event_id=item.event_id, clinician_role="nurse",
+                clinician_ref="", reason_code="clinical_judgement", final_action="no bundle",
+                note="", occurred_at=item.occurred_at,
+            )  # fmt: skip
+
+    for back in range(1, 36, 2):  # every other day over five weeks
+        day_of_traffic(back, "NORTH", 0.12 if back <= 7 else 0.04)
+        day_of_traffic(back, "SOUTH", 0.04)
+    run_now(actor=None, window_end=days_ago(1))
+    results = _results()
+    north = results[("site=NORTH", "override_rate")]
+    assert north.value == pytest.approx(3.0, rel=0.35) and north.band == "red"
+    assert north.details["previous_n"] > 500
+    assert results[("site=SOUTH", "override_rate")].band == "green"
