@@ -30,6 +30,7 @@ from bench import proc, world
 
 MAX_SECONDS = 600
 DRAIN_SECONDS = 60
+BENCH_DIR = os.environ.get("BENCH_DIR", "/tmp/vigil-bench")
 
 
 @dataclass
@@ -85,14 +86,14 @@ def percentile(values: list[float], share: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--url", required=True)
-    parser.add_argument("--token-file", type=Path, default=Path("/tmp/vigil-bench/token"))
+    parser.add_argument("--token-file", type=Path, default=Path(f"{BENCH_DIR}/token"))
     parser.add_argument("--rate", type=float, default=100.0, help="requests per second")
     parser.add_argument("--seconds", type=float, default=60.0, help="measured duration")
     parser.add_argument("--warmup", type=float, default=5.0, help="unmeasured lead-in seconds")
     parser.add_argument("--threads", type=int, default=32)
     parser.add_argument("--run", default=f"lat-{int(time.time())}", help="varies event ids")
-    parser.add_argument("--server-pidfile", default="/tmp/vigil-bench/gunicorn.pid")
-    parser.add_argument("--db-pidfile", default="/tmp/vigil-bench/pgdata/postmaster.pid")
+    parser.add_argument("--server-pidfile", default=f"{BENCH_DIR}/gunicorn.pid")
+    parser.add_argument("--db-pidfile", default=f"{BENCH_DIR}/pgdata/postmaster.pid")
     args = parser.parse_args()
     if not (0 < args.rate <= 2000 and 0 < args.seconds <= MAX_SECONDS and 1 <= args.threads <= 256):
         parser.error("--rate in (0, 2000], --seconds in (0, 600], --threads in [1, 256]")

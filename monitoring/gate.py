@@ -1,10 +1,17 @@
 """The gate: judge each prediction (act, defer or shadow), store it immutably, open review cases.
 
 One prediction or ten thousand go through the same path: ``gate_predictions`` resolves the
-model, site, deployment, feature spec and policy once per (model, site), judges every item with
-the pure functions of ``monitoring.validation`` and ``monitoring.deferral``, and stores the new
-events and their review cases in bulk. Items fail one by one (a bad item never sinks the batch),
-and a replayed event id returns its first answer.
+model, token scope, site, deployments and policy in force with one query per (model, site) and
+request, judges every item with the pure functions of ``monitoring.validation`` and
+``monitoring.deferral``, and stores the new events and their review cases in bulk (``COPY`` on
+PostgreSQL). Items fail one by one (a bad item never sinks the batch), and a replayed event id
+returns its first answer.
+
+Nothing that can change is cached between requests: deployments (``frozen`` is the kill switch,
+ended and new ones) and the policy in force are read on every request, in the same query, so a
+freeze takes effect on the very next request in every process. What is cached per process is
+immutable (a registered version's feature spec) or keyed by its content (the deferral rules
+built from the columns just read).
 """
 
 from __future__ import annotations
@@ -20,14 +27,14 @@ from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import Exists, OuterRef
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from monitoring import deferral
 from monitoring.models import DeferralPolicy, PredictionEvent, ReviewCase
 from monitoring.validation import FeatureRule, Problem, check_features
-from registry.models import ClinicalModel, Deployment, DeploymentMode, Site
+from registry.models import DeploymentMode
 
 #: How far ahead of the server's clock a prediction's time may be (clock skew).
 MAX_CLOCK_SKEW = timedelta(minutes=5)
@@ -139,10 +146,10 @@ def _feature_rules(version_id: int, registered_at: datetime) -> tuple[FeatureRul
     )
 
 
-def _thresholds(version: Any) -> dict[str, float]:
+def _thresholds(decision_thresholds: Any) -> dict[str, float]:
     return {
         str(k): float(v)
-        for k, v in (version.decision_thresholds or {}).items()
+        for k, v in (decision_thresholds or {}).items()
         if isinstance(v, int | float) and not isinstance(v, bool)
     }
 
@@ -151,16 +158,129 @@ def policy_in_force(version_id: int) -> DeferralPolicy | None:
     return DeferralPolicy.objects.filter(version_id=version_id).order_by("-number").first()
 
 
-@dataclass
+@lru_cache(maxsize=512)
+def _rules(
+    thresholds: str | None,
+    number: int | None,
+    min_confidence: float | None,
+    threshold_margin: float | None,
+    exclusions: str | None,
+    safety: str | None,
+) -> deferral.Policy:
+    """The deferral rules of a version's thresholds and its policy in force, built from the
+    columns as read on this very call: the cache key is the content itself, so an edited
+    policy (a new row) or anything else changed is a new key, never a stale hit."""
+    cut = _thresholds(_json(thresholds))
+    if number is None:
+        return deferral.Policy(number=0, thresholds=cut)
+    policy = DeferralPolicy(
+        number=number,
+        min_confidence=min_confidence,
+        threshold_margin=threshold_margin,
+        population_exclusions=_json(exclusions) or [],
+        safety_rules=_json(safety) or [],
+    )
+    return policy.as_policy(cut)
+
+
+def _json(value: Any) -> Any:
+    """A JSON column read by a raw query: text on SQLite and on PostgreSQL (Django reads jsonb
+    as text and decodes it in ``JSONField.from_db_value``, as done here)."""
+    return json.loads(value) if isinstance(value, str | bytes) else value
+
+
+def _aware(value: Any) -> Any:
+    """A datetime column read by a raw query: aware on PostgreSQL; naive (in the connection's
+    zone) or text on SQLite, made aware the way Django's SQLite backend does."""
+    if value is None or (isinstance(value, datetime) and value.tzinfo is not None):
+        return value
+    if isinstance(value, str):
+        value = parse_datetime(value)
+    return timezone.make_aware(value, connection.timezone)
+
+
+def _uuid(value: Any) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(value)
+
+
+@dataclass(frozen=True)
+class _Deployment:
+    """A deployment as the gate needs it, read fresh on every request (``frozen`` is the kill
+    switch), with its version's thresholds and the deferral policy in force for the version."""
+
+    id: int
+    mode: str
+    started_at: datetime
+    ended_at: datetime | None
+    frozen: bool
+    version_id: int
+    version: str
+    version_created_at: datetime
+    policy_id: int | None
+    rules: deferral.Policy
+
+
+@dataclass(frozen=True)
 class _Target:
-    """What one (model, site) resolves to, looked up once per batch."""
+    """What one (model, site) resolves to, looked up once per request (one query)."""
 
-    model: ClinicalModel
-    site: Site
-    deployments: list[Deployment]
+    model_id: int
+    model_slug: str
+    site_id: int
+    site_code: str
+    deployments: tuple[_Deployment, ...]
 
 
-def _deployment_for(target: _Target, item: PredictionIn) -> Deployment:
+@lru_cache(maxsize=1)
+def _resolve_sql() -> str:
+    # One query for the model (by slug), the token's scope, the site (by code), every
+    # deployment of the model at the site with its version, and per version the policy in
+    # force (the highest number). Plain SQL that SQLite and PostgreSQL both run. Nothing of it
+    # is cached between requests: freezing, ending or starting a deployment and saving a
+    # policy take effect on the very next request, in every process.
+    from accounts.models import ServiceAccount
+    from registry.models import ClinicalModel, Deployment, ModelVersion, Site
+
+    scope = ServiceAccount.clinical_models.through._meta.db_table
+    return f"""
+        SELECT m.id, m.slug,
+               EXISTS (SELECT 1 FROM {scope} sc
+                       WHERE sc.serviceaccount_id = %s AND sc.clinicalmodel_id = m.id),
+               s.id, s.code,
+               d.id, d.mode, d.started_at, d.ended_at, d.frozen,
+               v.id, v.version, v.decision_thresholds, v.created_at,
+               p.id, p.number, p.min_confidence, p.threshold_margin,
+               p.population_exclusions, p.safety_rules
+        FROM {ClinicalModel._meta.db_table} m
+        LEFT JOIN {Site._meta.db_table} s ON s.code = %s
+        LEFT JOIN {Deployment._meta.db_table} d ON d.model_id = m.id AND d.site_id = s.id
+        LEFT JOIN {ModelVersion._meta.db_table} v ON v.id = d.version_id
+        LEFT JOIN {DeferralPolicy._meta.db_table} p ON p.version_id = v.id AND p.number = (
+            SELECT MAX(p2.number) FROM {DeferralPolicy._meta.db_table} p2
+            WHERE p2.version_id = v.id)
+        WHERE m.slug = %s
+        ORDER BY d.started_at DESC, d.id DESC
+    """
+
+
+def _deployment_of(row: Sequence[Any]) -> _Deployment:
+    (did, mode, started, ended, frozen, vid, vname, thresholds, created) = row[5:14]
+    (pid, number, min_confidence, margin, exclusions, safety) = row[14:20]
+    return _Deployment(
+        id=did,
+        mode=mode,
+        started_at=_aware(started),
+        ended_at=_aware(ended),
+        frozen=bool(frozen),
+        version_id=vid,
+        version=vname,
+        version_created_at=_aware(created),
+        policy_id=pid,
+        rules=_rules(thresholds, number, min_confidence, margin, exclusions, safety),
+    )
+
+
+def _deployment_for(target: _Target, item: PredictionIn) -> _Deployment:
     running = [
         d
         for d in target.deployments
@@ -175,22 +295,22 @@ def _deployment_for(target: _Target, item: PredictionIn) -> Deployment:
                 "no_active_deployment",
                 {
                     "site": [
-                        f"No live deployment of {target.model.slug} at {target.site.code} at "
+                        f"No live deployment of {target.model_slug} at {target.site_code} at "
                         f"{item.occurred_at.isoformat()}: the gate never acts without one."
                     ]
                 },
             )
         return live
     for deployment in running:
-        if deployment.version.version == item.version:
+        if deployment.version == item.version:
             return deployment
-    live_text = f"the live version is {live.version.version}" if live else "no version is live"
+    live_text = f"the live version is {live.version}" if live else "no version is live"
     raise GateError(
         409,
         "version_mismatch",
         {
             "version": [
-                f"Version {item.version} is not deployed at {target.site.code} at "
+                f"Version {item.version} is not deployed at {target.site_code} at "
                 f"{item.occurred_at.isoformat()}; {live_text}."
             ]
         },
@@ -201,72 +321,51 @@ def _resolve(account: Any, item: PredictionIn, cache: dict[tuple[str, str], _Tar
     key = (item.model, item.site)
     if key in cache:
         return cache[key]
-    model = (
-        ClinicalModel.objects.filter(slug=item.model)
-        .only("id", "slug")
-        .annotate(
-            in_scope=Exists(
-                account.clinical_models.through.objects.filter(
-                    serviceaccount_id=account.pk, clinicalmodel_id=OuterRef("pk")
-                )
-            )
-        )
-        .first()
-    )
-    if model is None:
+    with connection.cursor() as cursor:
+        cursor.execute(_resolve_sql(), [account.pk, item.site, item.model])
+        rows = cursor.fetchall()
+    if not rows:
         raise GateError(
             404, "unknown_model", {"model": [f"No model {item.model!r} is registered."]}
         )
-    if not model.in_scope:
+    model_id, model_slug, in_scope, site_id, site_code = rows[0][:5]
+    if not in_scope:
         raise GateError(
             403,
             "model_not_in_scope",
             {"model": [f"This token may not log predictions for {item.model}."]},
         )
-    site = Site.objects.filter(code=item.site).first()
-    if site is None:
+    if site_id is None:
         raise GateError(404, "unknown_site", {"site": [f"No site {item.site!r}."]})
-    # Read fresh on every call: the frozen flag is the kill switch.
-    deployments = list(
-        Deployment.objects.filter(model=model, site=site)
-        .select_related("version")
-        .only(
-            "id",
-            "mode",
-            "started_at",
-            "ended_at",
-            "frozen",
-            "version__id",
-            "version__version",
-            "version__decision_thresholds",
-            "version__created_at",
-        )
+    cache[key] = _Target(
+        model_id=model_id,
+        model_slug=model_slug,
+        site_id=site_id,
+        site_code=site_code,
+        deployments=tuple(_deployment_of(row) for row in rows if row[5] is not None),
     )
-    cache[key] = _Target(model=model, site=site, deployments=deployments)
     return cache[key]
 
 
-def _spec_features(features: Mapping[str, Any], version: Any) -> dict[str, Any]:
+def _spec_features(features: Mapping[str, Any], deployment: _Deployment) -> dict[str, Any]:
     """The inputs the spec declares. An unexpected input is recorded by name as a problem but
     its value is not kept: it may be anything, a patient identifier included (minimum
     necessary)."""
-    declared = {rule.name for rule in _feature_rules(version.pk, version.created_at)}
+    declared = _declared(deployment.version_id, deployment.version_created_at)
     return {name: value for name, value in features.items() if name in declared}
 
 
-def _judge(
-    item: PredictionIn, deployment: Deployment, policy: DeferralPolicy | None
-) -> tuple[deferral.Decision, list[Problem]]:
-    version = deployment.version
-    problems = check_features(_feature_rules(version.pk, version.created_at), item.features)
-    rules = (
-        policy.as_policy(_thresholds(version))
-        if policy
-        else deferral.Policy(number=0, thresholds=_thresholds(version))
-    )
+@lru_cache(maxsize=256)
+def _declared(version_id: int, registered_at: datetime) -> frozenset[str]:
+    return frozenset(rule.name for rule in _feature_rules(version_id, registered_at))
+
+
+def _judge(item: PredictionIn, deployment: _Deployment) -> tuple[deferral.Decision, list[Problem]]:
+    rules = _feature_rules(deployment.version_id, deployment.version_created_at)
+    problems = check_features(rules, item.features)
     decision = deferral.decide(
         shadow=deployment.mode == DeploymentMode.SHADOW,
-        policy=rules,
+        policy=deployment.rules,
         problems=problems,
         features=item.features,
         score=item.score,
@@ -276,20 +375,51 @@ def _judge(
     return decision, problems
 
 
-def _answer_of(event: PredictionEvent, *, replayed: bool) -> Answer:
-    review = getattr(event, "review", None) if event.action == "defer" else None
-    return Answer(
-        event_id=event.event_id,
-        action=event.action,
-        reasons=event.reasons,
-        model=event.model.slug,
-        version=event.version.version,
-        site=event.site.code,
-        deployment_mode=event.mode,
-        policy_version=event.policy_number,
-        review_case_id=review.pk if review else None,
-        replayed=replayed,
-    )
+@dataclass
+class _Event:
+    """A new prediction event as judged, before it is stored: the columns of
+    ``PredictionEvent`` by attribute name (a new column needs its attribute here: the inserts
+    below write every column of the model), and what its answer names."""
+
+    event_id: uuid.UUID
+    model_id: int
+    version_id: int
+    site_id: int
+    deployment_id: int
+    mode: str
+    occurred_at: datetime
+    received_at: datetime
+    case_key_hash: str
+    features: dict[str, Any]
+    score: float
+    confidence: float | None
+    top_factors: list[Any]
+    cohort: dict[str, Any]
+    action: str
+    reasons: list[dict[str, str]]
+    problems: list[dict[str, str]]
+    policy_id: int | None
+    policy_number: int
+    body_hash: str
+    submitted_by_id: int
+    model_slug: str
+    version: str
+    site_code: str
+    pk: int | None = None
+    review_case_id: int | None = None
+
+    def answer(self) -> Answer:
+        return Answer(
+            event_id=self.event_id,
+            action=self.action,
+            reasons=self.reasons,
+            model=self.model_slug,
+            version=self.version,
+            site=self.site_code,
+            deployment_mode=self.mode,
+            policy_version=self.policy_number,
+            review_case_id=self.review_case_id if self.action == deferral.DEFER else None,
+        )
 
 
 @dataclass(frozen=True)
@@ -300,54 +430,59 @@ class _Stored:
     answer: Answer
 
 
-_STORED_FIELDS = (
-    "event_id",
-    "body_hash",
-    "action",
-    "reasons",
-    "mode",
-    "policy_number",
-    "model__slug",
-    "version__version",
-    "site__code",
-    "review__id",
-)
+@lru_cache(maxsize=1)
+def _replay_sql() -> str:
+    from registry.models import ClinicalModel, ModelVersion, Site
+
+    return f"""
+        SELECT e.event_id, e.body_hash, e.action, e.reasons, e.mode, e.policy_number,
+               m.slug, v.version, s.code, r.id
+        FROM {PredictionEvent._meta.db_table} e
+        JOIN {ClinicalModel._meta.db_table} m ON m.id = e.model_id
+        JOIN {ModelVersion._meta.db_table} v ON v.id = e.version_id
+        JOIN {Site._meta.db_table} s ON s.id = e.site_id
+        LEFT JOIN {ReviewCase._meta.db_table} r ON r.event_id = e.id
+        WHERE e.event_id IN ({{placeholders}})
+    """
 
 
 def _replays(items: Sequence[PredictionIn]) -> dict[uuid.UUID, _Stored]:
-    ids = [item.event_id for item in items]
+    id_field = PredictionEvent._meta.get_field("event_id")
+    ids = [id_field.get_db_prep_value(item.event_id, connection) for item in items]
     found: dict[uuid.UUID, _Stored] = {}
-    for start in range(0, len(ids), 1000):
-        rows = PredictionEvent.objects.filter(event_id__in=ids[start : start + 1000]).values_list(
-            *_STORED_FIELDS
-        )
-        for (
-            event_id,
-            body_hash,
-            action,
-            reasons,
-            mode,
-            number,
-            model,
-            version,
-            site,
-            review,
-        ) in rows:
-            found[event_id] = _Stored(
+    with connection.cursor() as cursor:
+        for start in range(0, len(ids), 1000):
+            chunk = ids[start : start + 1000]
+            sql = _replay_sql().format(placeholders=", ".join(["%s"] * len(chunk)))
+            cursor.execute(sql, chunk)
+            for (
+                event_id,
                 body_hash,
-                Answer(
-                    event_id=event_id,
-                    action=action,
-                    reasons=reasons,
-                    model=model,
-                    version=version,
-                    site=site,
-                    deployment_mode=mode,
-                    policy_version=number,
-                    review_case_id=review if action == deferral.DEFER else None,
-                    replayed=True,
-                ),
-            )
+                action,
+                reasons,
+                mode,
+                number,
+                model,
+                version,
+                site,
+                review,
+            ) in cursor.fetchall():
+                event_id = _uuid(event_id)
+                found[event_id] = _Stored(
+                    body_hash,
+                    Answer(
+                        event_id=event_id,
+                        action=action,
+                        reasons=_json(reasons),
+                        model=model,
+                        version=version,
+                        site=site,
+                        deployment_mode=mode,
+                        policy_version=number,
+                        review_case_id=review if action == deferral.DEFER else None,
+                        replayed=True,
+                    ),
+                )
     return found
 
 
@@ -375,11 +510,12 @@ def gate_predictions(*, account: Any, items: Sequence[PredictionIn]) -> list[Out
             400, "too_many", {"items": [f"At most {MAX_BULK} predictions per request."]}
         )
     now = timezone.now()
+    if len(items) == 1:
+        return [_gate_one(account, items[0], now)]
     stored = _replays(items)
     outcomes: list[Outcome | None] = [None] * len(items)
-    fresh: list[tuple[int, PredictionEvent]] = []
+    fresh: list[tuple[int, _Event]] = []
     targets: dict[tuple[str, str], _Target] = {}
-    policies: dict[int, DeferralPolicy | None] = {}
     seen: dict[uuid.UUID, int] = {}
     for index, item in enumerate(items):
         if item.event_id in stored:
@@ -402,7 +538,7 @@ def gate_predictions(*, account: Any, items: Sequence[PredictionIn]) -> list[Out
             continue
         seen[item.event_id] = index
         try:
-            event = _build_event(account, item, now, targets, policies)
+            event = _build_event(account, item, now, targets)
         except GateError as error:
             outcomes[index] = Outcome(error=error)
             continue
@@ -412,13 +548,22 @@ def gate_predictions(*, account: Any, items: Sequence[PredictionIn]) -> list[Out
     return [o for o in outcomes if o is not None]
 
 
+def _gate_one(account: Any, item: PredictionIn, now: datetime) -> Outcome:
+    """One prediction, with the same answers as a batch of one but fewer round trips: a new
+    event (the common case) is judged and inserted without looking for a replay first; the
+    replay lookup runs only when the insert finds the id taken or the item cannot be judged
+    (a stored event is answered as stored, whatever the gate would say of it now)."""
+    try:
+        event = _build_event(account, item, now, {})
+    except GateError as error:
+        stored = _replays([item]).get(item.event_id)
+        return _replay(item, stored) if stored is not None else Outcome(error=error)
+    return _store_one(event, item)
+
+
 def _build_event(
-    account: Any,
-    item: PredictionIn,
-    now: datetime,
-    targets: dict[tuple[str, str], _Target],
-    policies: dict[int, DeferralPolicy | None],
-) -> PredictionEvent:
+    account: Any, item: PredictionIn, now: datetime, targets: dict[tuple[str, str], _Target]
+) -> _Event:
     if item.occurred_at > now + MAX_CLOCK_SKEW:
         raise GateError(
             400,
@@ -432,22 +577,18 @@ def _build_event(
         )
     target = _resolve(account, item, targets)
     deployment = _deployment_for(target, item)
-    version = deployment.version
-    if version.pk not in policies:
-        policies[version.pk] = policy_in_force(version.pk)
-    policy = policies[version.pk]
-    decision, problems = _judge(item, deployment, policy)
-    return PredictionEvent(
+    decision, problems = _judge(item, deployment)
+    return _Event(
         event_id=item.event_id,
-        model=target.model,
-        version=version,
-        site=target.site,
-        deployment=deployment,
+        model_id=target.model_id,
+        version_id=deployment.version_id,
+        site_id=target.site_id,
+        deployment_id=deployment.id,
         mode=deployment.mode,
         occurred_at=item.occurred_at,
         received_at=now,
         case_key_hash=pseudonymise(item.case_key),
-        features=_spec_features(item.features, deployment.version),
+        features=_spec_features(item.features, deployment),
         score=item.score,
         confidence=item.confidence,
         top_factors=list(item.top_factors),
@@ -455,61 +596,131 @@ def _build_event(
         action=decision.action,
         reasons=[r.as_dict() for r in decision.reasons],
         problems=[p.as_dict() for p in problems],
-        policy=policy,
-        policy_number=policy.number if policy else 0,
+        policy_id=deployment.policy_id,
+        policy_number=deployment.rules.number,
         body_hash=item.body_hash(),
-        submitted_by=account.user,
+        submitted_by_id=account.user_id,
+        model_slug=target.model_slug,
+        version=deployment.version,
+        site_code=target.site_code,
     )
 
 
+# --- Storing ---------------------------------------------------------------------------------
+
+#: ``PredictionEvent``'s columns but the primary key, in the order the inserts below use.
+_FIELDS = tuple(f for f in PredictionEvent._meta.concrete_fields if not f.primary_key)
+_JSON_COLUMNS = frozenset(f.attname for f in _FIELDS if f.get_internal_type() == "JSONField")
+
+
+def _dumps(value: Any) -> str:
+    """A JSON column's text for ``COPY`` (most events have no reasons and no problems)."""
+    if value == [] or value == {}:
+        return "[]" if isinstance(value, list) else "{}"
+    return json.dumps(value)
+
+
+@lru_cache(maxsize=1)
+def _insert_sql() -> str:
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(f.column) for f in _FIELDS)
+    values = ", ".join(["%s"] * len(_FIELDS))
+    table = quote(PredictionEvent._meta.db_table)
+    return f"INSERT INTO {table} ({columns}) VALUES ({values}) RETURNING {quote('id')}"
+
+
+def _insert_one(event: _Event) -> None:
+    """One row, its values prepared by the model's own fields (as ``save()`` would)."""
+    values = [f.get_db_prep_save(getattr(event, f.attname), connection) for f in _FIELDS]
+    with connection.cursor() as cursor:
+        cursor.execute(_insert_sql(), values)
+        event.pk = cursor.fetchone()[0]
+
+
+def _insert_many(events: Sequence[_Event]) -> None:
+    """Many rows: ``COPY`` on PostgreSQL (about twice as fast as the ORM's insert), then the
+    ids of the deferred events, which open review cases; elsewhere ``bulk_create``."""
+    if connection.vendor != "postgresql":
+        rows = [
+            PredictionEvent(**{f.attname: getattr(e, f.attname) for f in _FIELDS}) for e in events
+        ]
+        PredictionEvent.objects.bulk_create(rows, batch_size=1000)
+        for event, row in zip(events, rows, strict=True):
+            event.pk = row.pk
+        return
+    quote = connection.ops.quote_name
+    table = quote(PredictionEvent._meta.db_table)
+    columns = ", ".join(quote(f.column) for f in _FIELDS)
+    names = [(f.attname, f.attname in _JSON_COLUMNS) for f in _FIELDS]
+    with connection.cursor() as cursor, connection.wrap_database_errors:
+        with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+            for event in events:
+                values = event.__dict__
+                copy.write_row(
+                    [_dumps(values[name]) if is_json else values[name] for name, is_json in names]
+                )
+        deferred = {e.event_id: e for e in events if e.action == deferral.DEFER}
+        if deferred:
+            cursor.execute(
+                f"SELECT {quote('event_id')}, {quote('id')} FROM {table} "
+                f"WHERE {quote('event_id')} = ANY(%s)",
+                [list(deferred)],
+            )
+            for event_id, pk in cursor.fetchall():
+                deferred[_uuid(event_id)].pk = pk
+
+
 def _store(
-    fresh: list[tuple[int, PredictionEvent]], items: Sequence[PredictionIn]
+    fresh: list[tuple[int, _Event]], items: Sequence[PredictionIn]
 ) -> list[tuple[int, Outcome]]:
     """Insert the new events and their review cases in one transaction; if a concurrent request
     logged one of these ids first, fall back to one by one so each gets its true answer."""
     if not fresh:
         return []
+    events = [event for _, event in fresh]
     try:
         with transaction.atomic():
-            events = PredictionEvent.objects.bulk_create(
-                [event for _, event in fresh], batch_size=1000
-            )
+            _insert_many(events)
             _open_reviews(events)
     except IntegrityError:
-        return [_store_one(index, event, items[index]) for index, event in fresh]
-    return [
-        (index, Outcome(answer=_answer_of(event, replayed=False)))
-        for (index, _), event in zip(fresh, events, strict=True)
-    ]
+        return [(index, _store_one(event, items[index])) for index, event in fresh]
+    return [(index, Outcome(answer=event.answer())) for index, event in fresh]
 
 
-def _store_one(index: int, event: PredictionEvent, item: PredictionIn) -> tuple[int, Outcome]:
+def _store_one(event: _Event, item: PredictionIn) -> Outcome:
+    """One new event: a single ``INSERT`` when it opens no review case (no transaction needed
+    for one statement), else the event and its review case in one transaction. An id already
+    taken answers as a replay (the same body) or a conflict (another body)."""
     try:
-        with transaction.atomic():
-            event.save(force_insert=True)
-            _open_reviews([event])
+        if event.action == deferral.DEFER or connection.in_atomic_block:
+            with transaction.atomic():
+                _insert_one(event)
+                _open_reviews([event])
+        else:
+            _insert_one(event)
     except IntegrityError:
         stored = _replays([item]).get(item.event_id)
         if stored is None:
             raise
-        return index, _replay(item, stored)
-    return index, Outcome(answer=_answer_of(event, replayed=False))
+        return _replay(item, stored)
+    return Outcome(answer=event.answer())
 
 
-def _open_reviews(events: Sequence[PredictionEvent]) -> None:
+def _open_reviews(events: Sequence[_Event]) -> None:
     """Every deferred live case opens a review case (shadow never reaches a clinician)."""
+    deferred = [event for event in events if event.action == deferral.DEFER]
+    if not deferred:
+        return
     cases = [
         ReviewCase(
-            event=event,
-            model=event.model,
-            site=event.site,
+            event_id=event.pk,
+            model_id=event.model_id,
+            site_id=event.site_id,
             urgency=event.score,
             opened_at=event.received_at,
         )
-        for event in events
-        if event.action == deferral.DEFER
+        for event in deferred
     ]
-    if cases:
-        ReviewCase.objects.bulk_create_recorded(cases, user=None, reason="deferred by the gate")
-        for case in cases:
-            case.event.review = case
+    ReviewCase.objects.bulk_create_recorded(cases, user=None, reason="deferred by the gate")
+    for event, case in zip(deferred, cases, strict=True):
+        event.review_case_id = case.pk

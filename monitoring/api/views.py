@@ -16,6 +16,7 @@ from monitoring.api.serializers import (
     AnswerSerializer,
     BulkResultSerializer,
     PredictionInSerializer,
+    fast_prediction,
 )
 
 
@@ -32,7 +33,10 @@ def error_body(error: gate.GateError) -> dict[str, Any]:
 
 
 class PredictionView(APIView):
-    """Log one prediction and get the gate's answer: act, defer (with reasons) or shadow."""
+    """Log one prediction and get the gate's answer: act, defer (with reasons) or shadow.
+
+    The URL serves ``monitoring.api.fast.prediction``, which answers the plain request itself
+    and hands every other one to this view."""
 
     allow_service_accounts = True
     required_perms = {"POST": ["monitoring.add_predictionevent"]}
@@ -72,6 +76,11 @@ class PredictionBulkView(APIView):
         results: list[dict[str, Any] | None] = [None] * len(body)
         valid: list[tuple[int, gate.PredictionIn]] = []
         for index, raw in enumerate(body):
+            # The plainly valid item skips DRF (~20x faster); the serializer decides the rest.
+            item = fast_prediction(raw)
+            if item is not None:
+                valid.append((index, item))
+                continue
             serializer = PredictionInSerializer(data=raw)
             if serializer.is_valid():
                 valid.append((index, serializer.to_prediction()))
