@@ -42,6 +42,7 @@ from monitoring.evaluation import evaluate, sites_of  # noqa: E402
 from monitoring.models import (  # noqa: E402
     DailyProfile,
     MetricResult,
+    MonitorPolicy,
     Outcome,
     PredictionEvent,
     ReferenceProfile,
@@ -203,8 +204,12 @@ def build() -> None:
     )
 
 
-def evaluate_window() -> None:
+def evaluate_window(windows: list[int]) -> None:
     version = ModelVersion.objects.select_related("model").get(model__slug=SLUG)
+    MonitorPolicy.objects.update_or_create(
+        model=version.model,
+        defaults={"windows": windows, "reason": "bench", "updated_by": version.created_by},
+    )
     day_rows = list(DailyProfile.objects.filter(version=version, day=DAY))
     if not day_rows:
         raise SystemExit("run build first")
@@ -238,7 +243,7 @@ def evaluate_window() -> None:
     elapsed = time.perf_counter() - started
     print(f"load average {load:.2f}; {len(day_rows)} slices x 90 days of profiles")
     print(
-        f"evaluated 7- and 30-day windows: all + 20 cohort slices in {after_whole:.2f} s, "
+        f"evaluated {windows}-day windows: all + 20 cohort slices in {after_whole:.2f} s, "
         f"+ 10 sites: total {elapsed:.2f} s wall, {time.process_time() - cpu:.2f} s CPU, "
         f"{results:,} results"
     )
@@ -256,14 +261,15 @@ def main() -> None:
     s = sub.add_parser("seed")
     s.add_argument("--events", type=int, default=1_000_000)
     sub.add_parser("build")
-    sub.add_parser("evaluate")
+    e = sub.add_parser("evaluate")
+    e.add_argument("--windows", default="7,30", help="window lengths, e.g. 30 or 7,30")
     args = parser.parse_args()
     if args.command == "seed":
         seed(args.events)
     elif args.command == "build":
         build()
     else:
-        evaluate_window()
+        evaluate_window([int(w) for w in args.windows.split(",")])
 
 
 if __name__ == "__main__":

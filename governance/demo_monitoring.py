@@ -17,7 +17,7 @@ from typing import Any
 from django.utils import timezone
 
 from governance import synthetic
-from monitoring.models import ReferenceProfile
+from monitoring.models import MetricResult, ReferenceProfile
 from monitoring.reference import reference_upload
 from monitoring.runner import RunSummary, run_now
 from registry.models import Deployment, ModelVersion
@@ -57,8 +57,11 @@ TREND_WEEKS = 4
 
 
 def seed_monitoring(*, actor: Any, write: Callable[[str], None]) -> RunSummary:
-    seed_references(actor=actor, write=write)
+    uploaded = seed_references(actor=actor, write=write)
     today = timezone.now().date()
+    if not uploaded and MetricResult.objects.filter(window_end=today).exists():
+        # Already evaluated today: a second seed changes nothing (beat keeps it current).
+        return RunSummary()
     for weeks in range(TREND_WEEKS, 0, -1):
         run_now(actor=None, window_end=today - timedelta(weeks=weeks), write=write)
     return run_now(actor=None, window_end=today, write=write)

@@ -22,7 +22,7 @@ import json
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -33,6 +33,7 @@ from django.utils.dateparse import parse_datetime
 
 from monitoring import deferral
 from monitoring.models import DeferralPolicy, PredictionEvent, ReviewCase
+from monitoring.profiles import mark_stale
 from monitoring.validation import FeatureRule, Problem, check_features
 from registry.models import DeploymentMode
 
@@ -684,6 +685,7 @@ def _store(
             _open_reviews(events)
     except IntegrityError:
         return [(index, _store_one(event, items[index])) for index, event in fresh]
+    _mark_late(events)
     return [(index, Outcome(answer=event.answer())) for index, event in fresh]
 
 
@@ -703,7 +705,22 @@ def _store_one(event: _Event, item: PredictionIn) -> Outcome:
         if stored is None:
             raise
         return _replay(item, stored)
+    _mark_late([event])
     return Outcome(answer=event.answer())
+
+
+def _mark_late(events: Sequence[_Event]) -> None:
+    """A prediction for an earlier day (a late or batch sender) changes that day's profiles if
+    they are built: mark the day for a rebuild. Today's profiles are rebuilt every run anyway,
+    so the common case costs no query."""
+    today = timezone.now().astimezone(UTC).date()
+    late = [
+        (e.version_id, e.occurred_at)
+        for e in events
+        if e.occurred_at.astimezone(UTC).date() < today
+    ]
+    if late:
+        mark_stale(late, "late prediction")
 
 
 def _open_reviews(events: Sequence[_Event]) -> None:

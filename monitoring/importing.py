@@ -466,7 +466,7 @@ def _plain_factor(value: Any) -> bool:
         return all(
             isinstance(k, str) and (v is None or _plain_feature(v)) for k, v in value.items()
         )
-    return value is None or _plain_feature(value)
+    return _plain_feature(value)  # a null factor is refused by the API: the serializer words it
 
 
 def shape_check(raw: Mapping[str, Any]) -> tuple[gate.PredictionIn | None, str]:

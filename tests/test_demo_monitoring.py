@@ -19,6 +19,7 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
+from governance.audit.models import AuditEvent
 from governance.synthetic import SCENARIOS
 from monitoring.models import MetricResult
 
@@ -100,3 +101,10 @@ def test_the_dashboards_point_at_the_injected_problems_and_nowhere_else(monkeypa
                 )
             }
             assert touched == set(), (scenario.name, metric, touched)
+
+    # A second seed the same day changes nothing, monitoring included.
+    before = (AuditEvent.objects.count(), MetricResult.objects.count())
+    out = StringIO()
+    call_command("seed_demo", stdout=out)
+    assert "nothing changed" in out.getvalue()
+    assert (AuditEvent.objects.count(), MetricResult.objects.count()) == before

@@ -15,6 +15,7 @@ from governance import synthetic
 from governance.audit.models import AuditEvent
 from governance.demo import USERS
 from monitoring.models import Outcome, Override, PredictionEvent, ReviewCase
+from monitoring.runner import RunSummary
 from registry.cards import build_card
 from registry.models import ClinicalModel, Deployment, ModelVersion, VersionStatus
 
@@ -36,6 +37,9 @@ def light_traffic(monkeypatch: pytest.MonkeyPatch) -> None:
         "governance.synthetic.VOLUME",
         {"sepsis-ews": 1.0, "readmit-30d": 0.5, "noshow-outreach": 0.5},
     )
+    # Monitoring at these volumes would judge nothing: tests/test_demo_monitoring.py runs the
+    # demo's monitoring at full volume.
+    monkeypatch.setattr("governance.demo.seed_monitoring", lambda **_: RunSummary())
 
 
 def seed() -> str:

@@ -366,6 +366,8 @@ cell_text = st.one_of(
             "a" * 201,
             '[{"feature": "age", "contribution": 0.1}]',
             '[1, "x", null, {"a": [1]}]',
+            "[null]",
+            '[{"feature": "age", "contribution": null}, 0.2]',
             '{"a": 1}',
             "[NaN]",
             "[" + "1," * 50 + "1]",
@@ -416,3 +418,13 @@ def test_the_progress_bar_shows_rows_rate_and_time_left():
         rows=10_000, total_rows=None, bytes_read=5_000_000, total_bytes=20_000_000, elapsed=4.0
     )
     assert "10,000 rows, 5.0/20.0 MB, 2,500 rows/s, 0m12s left" in bar.render(by_bytes)
+
+
+def test_a_null_top_factor_goes_to_the_serializer_which_refuses_it():
+    raw = {
+        "event_id": "6f1d8e52-3c0b-4b8e-9a57-0a5b2f0e6c11", "model": "m", "site": "S",
+        "occurred_at": "2024-03-01T08:30:00Z", "case_key": "k", "score": 0.3,
+        "features": {}, "cohort": {}, "top_factors": [None],
+    }  # fmt: skip
+    assert importing._fast_prediction(raw) is None
+    assert not PredictionInSerializer(data=raw).is_valid()

@@ -315,3 +315,17 @@ def test_override_rate_is_judged_against_the_slices_own_previous_period(monitore
     assert north.value == pytest.approx(3.0, rel=0.35) and north.band == "red"
     assert north.details["previous_n"] > 500
     assert results[("site=SOUTH", "override_rate")].band == "green"
+
+
+def test_a_late_prediction_marks_its_built_day_for_rebuild(monitored, days_ago):
+    monitored.upload_reference(n=400)
+    day = days_ago(3)
+    monitored.send(rows(20, seed=20), day=day)
+    build_day(actor=None, version=monitored.version, day=day)
+    assert not StaleDay.objects.exists()
+
+    monitored.send(rows(5, seed=21), day=day, tag="late")
+
+    assert StaleDay.objects.get(version=monitored.version, day=day).reason == "late prediction"
+    build_day(actor=None, version=monitored.version, day=day)
+    assert DailyProfile.objects.get(day=day, slice_key="all").n_events == 25
