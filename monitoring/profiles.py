@@ -13,14 +13,16 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterable, Iterator
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import numpy as np
 import orjson
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 
 from accounts.permissions import require_perms
 from governance.audit.services import record
@@ -71,11 +73,58 @@ def _decode(texts: list[str | None]) -> list[Any]:
 CHUNK = 50_000
 
 
-def read_day(
-    version_id: int, day: date, chunk: int | None = None
-) -> Iterator[profile_data.Batch]:
+def read_day(version_id: int, day: date, chunk: int | None = None) -> Iterator[profile_data.Batch]:
     """The day's events of a version, column-wise, in chunks of ``chunk`` events, with their
-    effective outcome, override and review joined."""
+    effective outcome, override and review joined.
+
+    On PostgreSQL outside a transaction (a Celery worker) the next chunk is read on a second
+    connection in a thread while the caller bins the current one: the database serialises the
+    events' JSON on its own core meanwhile. Inside a transaction the chunks are read in line,
+    so the reads see the transaction's own rows."""
+    if connection.vendor == "postgresql" and not connection.in_atomic_block:
+        yield from _prefetched(lambda: _read_chunks(version_id, day, chunk))
+    else:
+        yield from _read_chunks(version_id, day, chunk)
+
+
+_DONE = object()
+
+
+def _prefetched(produce: Callable[[], Iterator[Any]]) -> Iterator[Any]:
+    """Run the ``produce`` generator in a thread, one item ahead of the consumer."""
+    items: queue.Queue[Any] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            for item in produce():
+                while not stop.is_set():
+                    try:
+                        items.put(item, timeout=0.5)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            items.put(_DONE)
+        except BaseException as exc:  # handed to the consumer, raised there
+            items.put(exc)
+        finally:
+            connections.close_all()  # this thread's own connections
+
+    thread = threading.Thread(target=work, name="vigil-read-day", daemon=True)
+    thread.start()
+    try:
+        while (item := items.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _read_chunks(version_id: int, day: date, chunk: int | None) -> Iterator[profile_data.Batch]:
     start, end = day_bounds(day)
     table = PredictionEvent._meta.db_table
     epoch = (

@@ -62,3 +62,26 @@ def test_a_worker_builds_profiles_and_evaluates_every_site(
     again = monitor.delay(window_end=end.isoformat())
     assert again.get(timeout=60) == {"builds": 0, "evaluations": 3}
     again.forget()
+
+
+def test_reading_ahead_on_a_second_connection_gives_the_same_profiles(
+    transactional_db, monitored, days_ago, monkeypatch
+):
+    """Outside a transaction PostgreSQL reads the next chunk in a thread; inside one, in line.
+    Both give the same day."""
+    from django.db import transaction
+
+    from monitoring.profiles import build_day
+
+    monkeypatch.setattr("monitoring.profiles.CHUNK", 40)
+    monitored.upload_reference(n=400)
+    day = days_ago(2)
+    data = rows(150, seed=31)
+    monitored.label(monitored.send(data, day=day), data)
+
+    build_day(actor=None, version=monitored.version, day=day)  # read ahead in a thread
+    ahead = dict(DailyProfile.objects.filter(day=day).values_list("slice_key", "content_hash"))
+    with transaction.atomic():  # read in line
+        build_day(actor=None, version=monitored.version, day=day)
+    inline = dict(DailyProfile.objects.filter(day=day).values_list("slice_key", "content_hash"))
+    assert ahead == inline and DailyProfile.objects.get(day=day, slice_key="all").n_events == 150
