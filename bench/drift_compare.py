@@ -187,16 +187,31 @@ def _columnar_profile(sample: drift_data.Sample, bins: Sequence[Any]) -> dict[st
     return pd_._profile_slice(batch, cols, np.arange(len(sample)), np.array([]))
 
 
+def _vigil_profile(sample: drift_data.Sample, bins: Sequence[Any]) -> dict[str, Any]:
+    """The real ``profile_data.profile_of`` on the sample's columns (``Batch.columns``)."""
+    from monitoring import profile_data as pd_
+
+    batch = pd_.Batch(
+        features=[], scores=sample.scores, labels=sample.labels, cohorts=[],
+        columns=sample.columns,
+    )  # fmt: skip
+    return pd_.profile_of(batch, bins, {"all": np.arange(len(sample))})["all"]
+
+
 def run_vigil(rows: int) -> dict[str, Any]:
     from monitoring import metrics
+    from monitoring import profile_data as pd_
 
     ref, cur = _data(rows)
     spec = drift_data.spec()
     t = Timer()
-    bins = t("profile: bins_from_reference", lambda: _columnar_bins(spec, ref.columns))
+    bins = t(
+        "profile: bins_from_reference",
+        lambda: pd_.bins_from_reference(spec, ref.columns),
+    )
     std = t("profile: reference SDs", lambda: _ref_std(ref.columns))
-    ref_p = t("profile: profile_of(reference)", lambda: _columnar_profile(ref, bins))
-    cur_p = t("profile: profile_of(current)", lambda: _columnar_profile(cur, bins))
+    ref_p = t("profile: profile_of(reference)", lambda: _vigil_profile(ref, bins))
+    cur_p = t("profile: profile_of(current)", lambda: _vigil_profile(cur, bins))
     measured = t("compare: feature_drift", lambda: metrics.feature_drift(cur_p, ref_p, bins, std))
     profile_s = sum(v["wall_s"] for k, v in t.steps.items() if k.startswith("profile"))
     return {
