@@ -72,18 +72,28 @@ UPLOAD_REFERENCE = frozenset({"monitoring.add_referenceprofile"})
 EDIT_MONITOR_POLICY = frozenset({"monitoring.change_monitorpolicy"})
 RUN_MONITORS = frozenset({"monitoring.run_evaluation"})
 
-VIEW_ALL = VIEW_REGISTRY | VIEW_POLICIES | VIEW_MONITORING
+# Incidents: everyone sees alerts and incidents (aggregates); the layer owners and the
+# commanders work them; commanders and the medical director resolve and close.
+VIEW_INCIDENTS = frozenset(
+    {"incidents.view_alert", "incidents.view_incident", "incidents.view_runbook"}
+)
+WORK_INCIDENTS = frozenset({"incidents.work_incident", "incidents.suppress_alert"})
+CLOSE_INCIDENTS = frozenset({"incidents.close_incident"})
+EDIT_RUNBOOKS = frozenset({"incidents.change_runbook"})
+
+VIEW_ALL = VIEW_REGISTRY | VIEW_POLICIES | VIEW_MONITORING | VIEW_INCIDENTS
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     Role.MEDICAL_DIRECTOR: VIEW_ALL | VIEW_AUDIT | DEPLOY | FREEZE | APPROVE | VIEW_CASES
-    | DECIDE_CASES | ALL_SITES | EDIT_MONITOR_POLICY | RUN_MONITORS,
-    Role.COMPLIANCE_OFFICER: VIEW_ALL | VIEW_AUDIT | EXPORT_AUDIT | VIEW_ACCESS,
-    Role.INCIDENT_COMMANDER: VIEW_ALL | FREEZE,
+    | DECIDE_CASES | ALL_SITES | EDIT_MONITOR_POLICY | RUN_MONITORS | WORK_INCIDENTS
+    | CLOSE_INCIDENTS | EDIT_RUNBOOKS,
+    Role.COMPLIANCE_OFFICER: VIEW_ALL | VIEW_AUDIT | EXPORT_AUDIT | VIEW_ACCESS | WORK_INCIDENTS,
+    Role.INCIDENT_COMMANDER: VIEW_ALL | FREEZE | WORK_INCIDENTS | CLOSE_INCIDENTS | EDIT_RUNBOOKS,
     Role.ML_ENGINEER: VIEW_ALL | EDIT_MODELS | EDIT_FEEDS | EDIT_POLICIES | UPLOAD_REFERENCE
-    | EDIT_MONITOR_POLICY | RUN_MONITORS,
-    Role.DATA_ENGINEER: VIEW_ALL | EDIT_FEEDS,
-    Role.CLINICAL_INFORMATICIST: VIEW_ALL | EDIT_POLICIES | VIEW_CASES,
-    Role.QUALITY_SAFETY: VIEW_ALL,
+    | EDIT_MONITOR_POLICY | RUN_MONITORS | WORK_INCIDENTS,
+    Role.DATA_ENGINEER: VIEW_ALL | EDIT_FEEDS | WORK_INCIDENTS,
+    Role.CLINICAL_INFORMATICIST: VIEW_ALL | EDIT_POLICIES | VIEW_CASES | WORK_INCIDENTS,
+    Role.QUALITY_SAFETY: VIEW_ALL | WORK_INCIDENTS,
     Role.REVIEWER: VIEW_ALL | VIEW_CASES | DECIDE_CASES,
     Role.VIEWER: VIEW_ALL,
     SERVICE_GROUP: GATE,

@@ -24,4 +24,8 @@ app.conf.beat_schedule = {
         "task": "monitoring.tasks.monitor",
         "schedule": crontab(minute=20),
     },
+    # Incidents: unacknowledged incidents escalate, the outbox is delivered, suppressions lift.
+    "escalate-incidents": {"task": "incidents.tasks.escalate", "schedule": 60.0},
+    "deliver-notifications": {"task": "incidents.deliver_notifications", "schedule": 60.0},
+    "lift-suppressions": {"task": "incidents.tasks.lift_suppressions", "schedule": 300.0},
 }

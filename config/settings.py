@@ -233,6 +233,9 @@ EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
 EMAIL_PORT = envint("EMAIL_PORT", 25)
 EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = envsecret("EMAIL_HOST_PASSWORD") or ""
+# Alerts and incidents also go to a paging tool's webhook, signed with HMAC-SHA256 (optional).
+VIGIL_ALERT_WEBHOOK_URL = os.environ.get("VIGIL_ALERT_WEBHOOK_URL", "")
+VIGIL_ALERT_WEBHOOK_SECRET = envsecret("VIGIL_ALERT_WEBHOOK_SECRET") or ""
 EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "vigil@localhost")
 

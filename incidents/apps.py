@@ -1,8 +1,23 @@
+from typing import Any
+
 from django.apps import AppConfig
 
 
 class IncidentsConfig(AppConfig):
-    """Alerts, incidents, runbooks, routing, escalation and freeze (filled by later issues)."""
+    """Alerts, incidents, runbooks, routing, escalation and freeze."""
 
     name = "incidents"
     verbose_name = "Incidents"
+
+    def ready(self) -> None:
+        from monitoring.signals import evaluated
+
+        evaluated.connect(_raise_alerts, dispatch_uid="incidents.raise_alerts")
+
+
+def _raise_alerts(sender: Any, *, version_ids: list[int], window_end: Any, **_: Any) -> None:
+    from incidents.alerts import process_results
+    from registry.models import ModelVersion
+
+    for version in ModelVersion.objects.filter(pk__in=version_ids).select_related("model"):
+        process_results(version=version, window_end=window_end)

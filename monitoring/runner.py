@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
+
+from django.utils import timezone
 
 from monitoring.evaluation import (
     PREVIOUS_DAYS,
@@ -20,6 +22,7 @@ from monitoring.evaluation import (
     versions_to_evaluate,
 )
 from monitoring.profiles import build_day, days_to_build
+from monitoring.signals import evaluated
 from registry.models import ModelVersion, Site
 
 
@@ -52,6 +55,7 @@ class RunSummary:
     evaluations: int = 0
     results: int = 0
     bands: dict[str, int] = field(default_factory=dict)
+    version_ids: set[int] = field(default_factory=set)
 
 
 def run_now(
@@ -85,8 +89,17 @@ def run_now(
         for band, n in result.bands.items():
             summary.bands[band] = summary.bands.get(band, 0) + n
         where = sites[site_id].code if site_id else "all + cohorts"
+        summary.version_ids.add(version_id)
         write(
             f"  evaluated {version} ({where}): "
             + (result.skipped or ", ".join(f"{n} {b}" for b, n in sorted(result.bands.items())))
         )
+    announce(summary.version_ids, window_end)
     return summary
+
+
+def announce(version_ids: set[int] | list[int], window_end: date) -> None:
+    """Tell listeners (alerts) that the newest windows were evaluated. Backfills of past
+    windows stay quiet: an alert is about now."""
+    if version_ids and window_end >= timezone.now().date() - timedelta(days=1):
+        evaluated.send(sender=None, version_ids=sorted(version_ids), window_end=window_end)

@@ -10,12 +10,12 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from celery import chord, group, shared_task
+from celery import chord, shared_task
 from django.utils import timezone
 
 from monitoring.evaluation import evaluate
 from monitoring.profiles import build_day
-from monitoring.runner import plan
+from monitoring.runner import announce, plan
 from registry.models import ModelVersion, Site
 
 
@@ -48,8 +48,15 @@ def evaluate_all(_built: Any = None, *, window_end: str, model_slug: str | None 
     todo = plan(date.fromisoformat(window_end), model_slug=model_slug)
     jobs = [evaluate_version.si(v, window_end, s) for v, s in todo.evaluations]
     if jobs:
-        group(jobs).apply_async()
+        versions = sorted({v for v, _ in todo.evaluations})
+        chord(jobs)(announce_evaluated.si(versions, window_end))
     return len(jobs)
+
+
+@shared_task
+def announce_evaluated(version_ids: list[int], window_end: str) -> None:
+    """After every evaluation of the run: alerts are raised from the results."""
+    announce(version_ids, date.fromisoformat(window_end))
 
 
 @shared_task
