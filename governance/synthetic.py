@@ -197,12 +197,18 @@ def _labels(rng: np.random.Generator, risk: np.ndarray) -> np.ndarray:
     return (rng.random(len(risk)) < risk).astype(int)
 
 
-def _mixed_sites(slug: str, n: int, purpose: str) -> tuple[Cases, np.ndarray]:
-    """``n`` cases drawn across the sites by their size, and their labels (no scenario)."""
-    pop = population(slug)
+def _site_sizes(n: int) -> np.ndarray:
+    """How many of ``n`` cases each site contributes, by its size (SITE_VOLUME order)."""
     weights = np.array(list(SITE_VOLUME.values()))
     sizes = np.floor(n * weights / weights.sum()).astype(int)
     sizes[0] += n - sizes.sum()
+    return sizes
+
+
+def _mixed_sites(slug: str, n: int, purpose: str) -> tuple[Cases, np.ndarray]:
+    """``n`` cases drawn across the sites by their size, and their labels (no scenario)."""
+    pop = population(slug)
+    sizes = _site_sizes(n)
     parts = [
         pop.draw(rng_for(purpose, slug, site), int(size), site)
         for site, size in zip(SITE_VOLUME, sizes, strict=True)
@@ -373,13 +379,15 @@ def traffic(
 
 # --- Reference data -------------------------------------------------------------------------
 
-REFERENCE_ROWS = 4_000
+#: Enough for each site's own baseline (per-site reference slices: sites differ in case mix and
+#: in how often a lab is missing, so a site is compared with itself, not with the pool).
+REFERENCE_ROWS = 12_000
 
 
 def reference_columns(slug: str) -> list[str]:
     pop = population(slug)
     # A column that is both an input and a cohort (e.g. the clinic) appears once.
-    names = [c.name for c in pop.columns] + ["score", "label"] + list(pop.cohorts)
+    names = [c.name for c in pop.columns] + ["score", "label"] + list(pop.cohorts) + ["site"]
     return list(dict.fromkeys(names))
 
 
@@ -389,12 +397,14 @@ def reference_rows(slug: str, *, rows: int = REFERENCE_ROWS) -> list[dict[str, A
     pop, model = population(slug), deployed_model(slug)
     cases, labels = _mixed_sites(slug, rows, "reference")
     score = model.predict(cases)
+    sites = np.repeat(list(SITE_VOLUME), _site_sizes(rows))
     return [
         {
             **payload(pop.columns, cases, i),
             "score": round(float(score[i]), 4),
             "label": int(labels[i]),
             **{k: str(v[i]) for k, v in cases.cohort.items()},
+            "site": str(sites[i]),
         }
         for i in range(len(cases))
     ]

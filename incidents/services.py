@@ -80,6 +80,29 @@ def _root_slices(alerts: Sequence[tuple[Alert, Any]]) -> dict[str, str]:
     return {metric: slice_key for metric, (_, slice_key) in best.items()}
 
 
+LAYER_ORDER = {"data_quality": 0, "prediction_quality": 1, "workflow": 2, "outcome": 3}
+#: A sequential chart watches a metric another alert may already own: its alarm is evidence for
+#: that incident, not an incident of its own.
+CHART_OF = {
+    "ewma_override_rate": "override_rate",
+    "ewma_deferral_rate": "deferral_rate",
+    "cusum_calibration_up": "calibration_oe",
+    "cusum_calibration_down": "calibration_oe",
+}
+
+
+def _incident_of_base_metric(model: Any, alert: Alert) -> Incident | None:
+    base = CHART_OF.get(alert.metric)
+    if base is None:
+        return None
+    return (
+        Incident.objects.select_for_update()
+        .filter(model=model, status__in=OPEN_STATES, alerts__metric=base)
+        .order_by("triggered_at")
+        .first()
+    )
+
+
 def _next_number() -> int:
     return (Incident.objects.aggregate(m=Max("number"))["m"] or 0) + 1
 
@@ -92,13 +115,19 @@ def attach_to_incidents(
     roots = _root_slices([(a, r) for a, r in alerts if a.worst_band in ("orange", "red")])
     touched: dict[int, Incident] = {}
     model = version.model
-    for alert, result in alerts:
+    # Causes before symptoms: a data problem explains the drift, deferrals and outcomes it
+    # brings, so it opens the incident (and routes it); sequential charts join last.
+    ordered = sorted(
+        alerts, key=lambda pair: (pair[0].metric in CHART_OF, LAYER_ORDER.get(pair[0].layer, 9))
+    )
+    for alert, result in ordered:
         if alert.worst_band not in ("orange", "red") or alert.incident_id is not None:
             if alert.incident_id is not None:
                 _maybe_upgrade(alert.incident, alert, result)
             continue
-        root = roots.get(alert.metric, alert.slice_key)
-        incident = (
+        incident = _incident_of_base_metric(model, alert)
+        root = incident.slice_key if incident else roots.get(alert.metric, alert.slice_key)
+        incident = incident or (
             Incident.objects.select_for_update()
             .filter(model=model, slice_key=root, status__in=OPEN_STATES)
             .first()

@@ -284,7 +284,7 @@ def test_a_scenario_can_be_tuned_and_applies_where_it_says() -> None:
 
 
 @pytest.mark.parametrize(("slug", "version"), LIVE)
-def test_the_reference_csv_has_every_feature_score_label_and_cohort_column(
+def test_the_reference_csv_has_every_feature_score_label_cohort_and_site_column(
     slug: str, version: str, tmp_path: Path
 ) -> None:
     path = tmp_path / f"{slug}.csv"
@@ -294,8 +294,10 @@ def test_the_reference_csv_has_every_feature_score_label_and_cohort_column(
     version_spec = spec(slug, version)
     features = [f["name"] for f in version_spec.features]
     cohorts = [c["name"] for c in version_spec.cohorts]
-    assert set(rows[0]) == {*features, "score", "label", *cohorts}
+    assert set(rows[0]) == {*features, "score", "label", *cohorts, "site"}
     assert len(rows) == 500
+    # Every site contributes by its size, so each site has its own baseline.
+    assert {r["site"] for r in rows} == set(synthetic.SITE_VOLUME)
     assert {r["label"] for r in rows} == {"0", "1"}
     assert all(0 < float(r["score"]) < 1 for r in rows)
     for f in version_spec.features:
