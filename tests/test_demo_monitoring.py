@@ -21,6 +21,7 @@ from django.core.management import call_command
 
 from governance.audit.models import AuditEvent
 from governance.synthetic import SCENARIOS
+from incidents.models import Incident
 from monitoring.models import MetricResult
 
 pytestmark = pytest.mark.django_db
@@ -101,6 +102,18 @@ def test_the_dashboards_point_at_the_injected_problems_and_nowhere_else(monkeypa
                 )
             }
             assert touched == set(), (scenario.name, metric, touched)
+
+    # Each scenario is one incident at its own slice, routed to the owner of its cause, and no
+    # incident opened anywhere else.
+    owners = {
+        "lactate-feed-lost": "data_engineer",
+        "guideline-change": "ml_engineer",
+        "auc-regression-80-plus": "ml_engineer",
+        "override-surge": "clinical_informaticist",
+        "feature-renamed": "data_engineer",
+    }
+    incidents = {(i.model.slug, i.slice_key): i.routed_role for i in Incident.objects.all()}
+    assert incidents == {(s.model, s.where): owners[s.name] for s in SCENARIOS}
 
     # A second seed the same day changes nothing, monitoring included.
     before = (AuditEvent.objects.count(), MetricResult.objects.count())
