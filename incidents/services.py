@@ -97,7 +97,7 @@ def _incident_of_base_metric(model: Any, alert: Alert) -> Incident | None:
         return None
     return (
         Incident.objects.select_for_update()
-        .filter(model=model, status__in=OPEN_STATES, alerts__metric=base)
+        .filter(model=model, status__in=OPEN_STATES, alerts__metric=base, is_drill=alert.is_drill)
         .order_by("triggered_at")
         .first()
     )
@@ -129,7 +129,7 @@ def attach_to_incidents(
         root = incident.slice_key if incident else roots.get(alert.metric, alert.slice_key)
         incident = incident or (
             Incident.objects.select_for_update()
-            .filter(model=model, slice_key=root, status__in=OPEN_STATES)
+            .filter(model=model, slice_key=root, status__in=OPEN_STATES, is_drill=alert.is_drill)
             .first()
         )
         if incident is None:
@@ -145,7 +145,15 @@ def attach_to_incidents(
         )  # fmt: skip
         touched[incident.pk] = incident
         if alert.worst_band == "red" and model.risk_tier in routing.HIGH_TIERS:
-            auto_freeze(incident, alert)
+            if alert.is_drill:  # a drill rehearses the decision; it never stops a model
+                note(
+                    incident,
+                    actor=None,
+                    kind="freeze_skipped",
+                    text="Drill: the policy would freeze this deployment now (not done)",
+                )
+            else:
+                auto_freeze(incident, alert)
     return list(touched.values())
 
 
