@@ -7,6 +7,7 @@ api_v1 = [
     path("", include("governance.audit.api.urls")),
     path("", include("monitoring.api.urls")),
     path("", include("monitoring.api.monitor_urls")),
+    path("", include("incidents.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]
@@ -20,5 +21,6 @@ urlpatterns = [
     path("review/", include("monitoring.urls")),
     path("policies/", include("monitoring.policy_urls")),
     path("monitoring/", include("monitoring.monitor_urls")),
+    path("incidents/", include("incidents.urls")),
     path("api/v1/", include(api_v1)),
 ]

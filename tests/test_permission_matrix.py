@@ -42,6 +42,11 @@ DECIDERS = frozenset({"reviewer", "medical_director"})
 SERVICE = frozenset({"service"})
 POLICY_EDITORS = frozenset({"ml_engineer", "clinical_informaticist"})
 MONITOR_EDITORS = frozenset({"ml_engineer", "medical_director"})
+INCIDENT_WORKERS = frozenset(
+    {"incident_commander", "medical_director", "ml_engineer", "data_engineer",
+     "clinical_informaticist", "quality_safety", "compliance_officer"}
+)  # fmt: skip
+CLOSERS = frozenset({"incident_commander", "medical_director"})
 
 # name → {method: roles allowed}; "service" is a model service's token.
 MATRIX: dict[str, dict[str, frozenset[str]]] = {
@@ -75,6 +80,22 @@ MATRIX: dict[str, dict[str, frozenset[str]]] = {
     "monitor:reference_upload": {"POST": ML},
     "monitor:policy": {"GET": EVERYONE},
     "monitor:policy_edit": {"GET": MONITOR_EDITORS, "POST": MONITOR_EDITORS},
+    "incidents:queue": {"GET": EVERYONE},
+    "incidents:alerts": {"GET": EVERYONE},
+    "incidents:alert_suppress": {"POST": INCIDENT_WORKERS},
+    "incidents:detail": {"GET": EVERYONE},
+    "incidents:acknowledge": {"POST": INCIDENT_WORKERS},
+    "incidents:investigate": {"POST": INCIDENT_WORKERS},
+    "incidents:mitigate": {"POST": INCIDENT_WORKERS},
+    "incidents:resolve": {"POST": CLOSERS},
+    "incidents:close": {"POST": CLOSERS},
+    "incidents:cancel": {"POST": INCIDENT_WORKERS},
+    "incidents:merge": {"POST": INCIDENT_WORKERS},
+    "incidents:step": {"POST": INCIDENT_WORKERS},
+    "incidents:impact": {"POST": INCIDENT_WORKERS},
+    "incidents:review": {"POST": CLOSERS},
+    "incidents:freeze": {"POST": FREEZERS},
+    "incidents:unfreeze": {"POST": DIRECTOR},
     # API
     "api-schema": {"GET": EVERYONE},
     "api-docs": {"GET": EVERYONE},
@@ -105,6 +126,20 @@ MATRIX: dict[str, dict[str, frozenset[str]]] = {
     "monitor-api:metric-results": {"GET": EVERYONE},
     "monitor-api:reference-profiles": {"GET": EVERYONE, "POST": ML},
     "monitor-api:monitor-policy": {"GET": EVERYONE, "PUT": MONITOR_EDITORS},
+    "incidents-api:alert-list": {"GET": EVERYONE},
+    "incidents-api:alert-suppress": {"POST": INCIDENT_WORKERS},
+    "incidents-api:incident-list": {"GET": EVERYONE},
+    "incidents-api:incident-detail": {"GET": EVERYONE},
+    "incidents-api:incident-acknowledge": {"POST": INCIDENT_WORKERS},
+    "incidents-api:incident-investigate": {"POST": INCIDENT_WORKERS},
+    "incidents-api:incident-mitigate": {"POST": INCIDENT_WORKERS},
+    "incidents-api:incident-resolve": {"POST": CLOSERS},
+    "incidents-api:incident-close": {"POST": CLOSERS},
+    "incidents-api:incident-cancel": {"POST": INCIDENT_WORKERS},
+    "incidents-api:incident-merge": {"POST": INCIDENT_WORKERS},
+    "incidents-api:incident-step": {"POST": INCIDENT_WORKERS},
+    "incidents-api:incident-impact": {"POST": INCIDENT_WORKERS},
+    "incidents-api:incident-review": {"POST": CLOSERS},
     "audit-api:audit-event-list": {"GET": AUDITORS},
     "audit-api:audit-event-detail": {"GET": AUDITORS},
     "audit-api:audit-event-verify": {"GET": COMPLIANCE},
@@ -190,8 +225,12 @@ def sample(db, director) -> dict[str, object]:
             )
         ],
     )
+    alert = _sample_incident(version, site)
     return {
         "number": 1,
+        "step": 0,
+        "alert_suppress:pk": alert.pk,
+        "alert-suppress:pk": alert.pk,
         "case:pk": deferred.answer.review_case_id,
         "decide:pk": deferred.answer.review_case_id,
         "service": issued,
@@ -205,6 +244,25 @@ def sample(db, director) -> dict[str, object]:
         "feed-detail:slug": feed.slug,
         "metric": "auc",
     }
+
+
+def _sample_incident(version, site):
+    """INC-1 with one red alert, as ``attach_to_incidents`` would leave it."""
+    from datetime import timedelta
+
+    from incidents.models import Alert, Incident
+
+    incident = Incident.objects.create(
+        number=1, model=version.model, site=site, slice_key="site=NORTH", title="matrix",
+        severity="SEV2", band="red", layer="data_quality", routed_role="data_engineer",
+        ack_deadline=timezone.now() + timedelta(hours=1),
+    )  # fmt: skip
+    return Alert.objects.create(
+        model=version.model, version=version, site=site, slice_key="site=NORTH",
+        metric="missing_rate:heart_rate", layer="data_quality", fingerprint="f" * 64,
+        band="red", worst_band="red", reason="confident", payload={"summary": "matrix"},
+        routed_role="data_engineer", incident=incident,
+    )  # fmt: skip
 
 
 def url_for(name: str, pattern: URLPattern, sample: dict[str, object]) -> str:

@@ -1,0 +1,126 @@
+"""Reads across the incident models, shared by the pages and the API: the queue, one
+incident's working view (alerts, runbook with its checks, timeline), what a user may do next,
+and the deployments the kill switch can reach."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from accounts.permissions import has_perms
+from incidents import services
+from incidents.models import Alert, Incident, IncidentStatus, RunbookCheck
+from registry.models import Deployment
+
+S = IncidentStatus
+QUEUE_TABS = ("mine", "team", "all")
+
+#: One POST action per transition: the action's name and the state it moves to.
+ACTIONS: dict[str, str] = {
+    "acknowledge": S.ACKNOWLEDGED,
+    "investigate": S.INVESTIGATING,
+    "mitigate": S.MITIGATED,
+    "resolve": S.RESOLVED,
+    "close": S.CLOSED,
+    "cancel": S.CANCELLED,
+    "merge": S.MERGED,
+}
+ACTION_LABELS = {
+    "acknowledge": "Acknowledge",
+    "investigate": "Start investigating",
+    "mitigate": "Mark mitigated",
+    "resolve": "Resolve",
+    "close": "Close",
+    "cancel": "Cancel (false positive)",
+    "merge": "Merge into…",
+}
+
+
+def incidents_visible_to(*, user: Any) -> QuerySet[Incident]:
+    """Incidents are aggregates: whoever may view incidents sees every one."""
+    if not has_perms(user, ["incidents.view_incident"]):
+        return Incident.objects.none()
+    return Incident.objects.select_related("model", "site", "commander")
+
+
+def _mine(user: Any) -> Q:
+    return Q(commander=user) | Q(scribe=user) | Q(clinical_lead=user) | Q(model_owner=user)
+
+
+def incident_queue(*, user: Any, tab: str = "mine", open_only: bool = True) -> QuerySet[Incident]:
+    """Most severe first ("SEV1" sorts before "SEV2"), then oldest."""
+    found = incidents_visible_to(user=user)
+    if tab == "mine":
+        found = found.filter(_mine(user))
+    elif tab == "team":
+        found = found.filter(routed_role__in=list(user.groups.values_list("name", flat=True)))
+    if open_only:
+        found = found.filter(status__in=services.OPEN_STATES)
+    return found.order_by("severity", "triggered_at", "number")
+
+
+def filter_incidents(found: QuerySet[Incident], *, user: Any, mine: bool) -> QuerySet[Incident]:
+    return found.filter(_mine(user)) if mine else found
+
+
+def alerts_visible_to(*, user: Any) -> QuerySet[Alert]:
+    if not has_perms(user, ["incidents.view_alert"]):
+        return Alert.objects.none()
+    return Alert.objects.select_related("model", "version", "site", "incident")
+
+
+@dataclass(frozen=True)
+class Step:
+    number: int  # 0-based, as the services and the API count
+    title: str
+    evidence: str
+    check: RunbookCheck | None
+
+
+def runbook_steps(incident: Incident) -> tuple[Any, list[Step]]:
+    """The incident's runbook and each step with its check, if done."""
+    book = services.runbook_for(incident)
+    if book is None:
+        return None, []
+    checks = {c.step: c for c in incident.checks.select_related("checked_by")}
+    steps = [
+        Step(number=i, title=s["title"], evidence=s.get("evidence", ""), check=checks.get(i))
+        for i, s in enumerate(book.steps)
+    ]
+    return book, steps
+
+
+def can_do(user: Any, incident: Incident, action: str) -> bool:
+    """Whether ``action`` is allowed now (the lifecycle) and the user's role may do it."""
+    to = ACTIONS[action]
+    perm = "incidents.close_incident" if to in (S.RESOLVED, S.CLOSED) else "incidents.work_incident"
+    if not has_perms(user, [perm]):
+        return False
+    if to in (S.CANCELLED, S.MERGED):
+        return incident.status in services.OPEN_STATES
+    return services.NEXT.get(incident.status) == to
+
+
+def allowed_actions(user: Any, incident: Incident) -> list[str]:
+    return [a for a in ACTIONS if can_do(user, incident, a)]
+
+
+def live_deployments(incident: Incident) -> QuerySet[Deployment]:
+    """The live deployments the incident's kill switch reaches: its model at its site, or at
+    every site when the incident is not a site's."""
+    found = Deployment.objects.filter(model=incident.model, ended_at__isnull=True)
+    if incident.site_id is not None:
+        found = found.filter(site_id=incident.site_id)
+    return found.select_related("site", "version").order_by("site__code")
+
+
+def merge_targets(incident: Incident) -> QuerySet[Incident]:
+    return Incident.objects.filter(status__in=services.OPEN_STATES).exclude(pk=incident.pk)
+
+
+def is_overdue(incident: Incident, now: Any = None) -> bool:
+    now = now or timezone.now()
+    return incident.status == S.TRIGGERED and incident.ack_deadline <= now

@@ -1,0 +1,25 @@
+"""Incident pages, mounted at /incidents/ in the ``incidents`` namespace. One POST route per
+transition, named after its action, so each has its own access rule."""
+
+from django.urls import path
+
+from incidents import views
+from incidents.selectors import ACTIONS
+
+app_name = "incidents"
+
+urlpatterns = [
+    path("", views.queue, name="queue"),
+    path("alerts/", views.alert_list, name="alerts"),
+    path("alerts/<int:pk>/suppress/", views.alert_suppress, name="alert_suppress"),
+    path("<int:number>/", views.detail, name="detail"),
+    *[
+        path(f"<int:number>/{action}/", views.TRANSITION_VIEWS[action], name=action)
+        for action in ACTIONS
+    ],
+    path("<int:number>/steps/<int:step>/", views.step, name="step"),
+    path("<int:number>/impact/", views.impact, name="impact"),
+    path("<int:number>/review/", views.review, name="review"),
+    path("<int:number>/freeze/", views.freeze, name="freeze"),
+    path("<int:number>/unfreeze/", views.unfreeze, name="unfreeze"),
+]

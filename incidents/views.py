@@ -1,0 +1,312 @@
+"""Incident pages: the queue, the work page of one incident and the alert list. Thin: access
+in the decorators, reads in ``incidents.selectors``, writes in the services; every refused
+action comes back to the page as a message."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from accounts.permissions import has_perms, perms_required
+from incidents import alerts as alert_services
+from incidents import selectors, services
+from incidents.forms import (
+    CorrectiveActionFormSet,
+    EvidenceForm,
+    FreezeForm,
+    ImpactForm,
+    MergeForm,
+    ReasonForm,
+    ReviewForm,
+    SuppressForm,
+    UnfreezeForm,
+)
+from incidents.models import Alert, AlertStatus, Incident
+
+VIEW_INCIDENT = "incidents.view_incident"
+WORK = "incidents.work_incident"
+CLOSE = "incidents.close_incident"
+FREEZE = "registry.freeze_deployment"
+
+
+def _incident(number: int) -> Incident:
+    return get_object_or_404(Incident.objects.select_related("model", "site"), number=number)
+
+
+def _refused(request: HttpRequest, exc: ValidationError | PermissionDenied) -> None:
+    if isinstance(exc, PermissionDenied):
+        messages.error(request, str(exc) or "Your role does not allow this.")
+    else:
+        messages.error(request, " ".join(exc.messages))
+
+
+def _form_refused(request: HttpRequest, form: Any) -> None:
+    for field, errors in form.errors.items():
+        label = form.fields[field].label or field if field in form.fields else ""
+        for error in errors:
+            messages.error(request, f"{str(label).capitalize()}: {error}" if label else error)
+
+
+def _back(incident: Incident, anchor: str = "") -> HttpResponseRedirect:
+    url = reverse("incidents:detail", args=[incident.number])
+    return redirect(f"{url}#{anchor}" if anchor else url)
+
+
+# --- the queue -------------------------------------------------------------------------------
+
+
+@perms_required(VIEW_INCIDENT)
+def queue(request: HttpRequest) -> HttpResponse:
+    tab = request.GET.get("tab")
+    if tab not in selectors.QUEUE_TABS:
+        # the first tab with something in it, so nobody lands on an empty page by default
+        tab = next(
+            (t for t in ("mine", "team") if selectors.incident_queue(user=request.user, tab=t)),
+            "all",
+        )
+    closed = request.GET.get("closed") == "1"
+    rows = list(selectors.incident_queue(user=request.user, tab=tab, open_only=not closed))
+    now = timezone.now()
+    counts = {
+        t: selectors.incident_queue(user=request.user, tab=t).count() for t in selectors.QUEUE_TABS
+    }
+    return render(
+        request,
+        "incidents/queue.html",
+        {
+            "tab": tab,
+            "closed": closed,
+            "counts": counts,
+            "rows": [(i, selectors.is_overdue(i, now)) for i in rows],
+        },
+    )
+
+
+# --- one incident ----------------------------------------------------------------------------
+
+
+@perms_required(VIEW_INCIDENT)
+def detail(request: HttpRequest, number: int) -> HttpResponse:
+    incident = _incident(number)
+    book, steps = selectors.runbook_steps(incident)
+    user = request.user
+    deployments = selectors.live_deployments(incident)
+    actions = selectors.allowed_actions(user, incident)
+    context = {
+        "incident": incident,
+        "overdue": selectors.is_overdue(incident),
+        "alerts": incident.alerts.select_related("site", "version").order_by("-worst_band", "pk"),
+        "book": book,
+        "steps": steps,
+        "timeline": incident.timeline.select_related("actor"),
+        "counts": services.impact_counts(incident) if not incident.impact else None,
+        "gaps": services.closure_gaps(incident),
+        "actions": [(a, selectors.ACTION_LABELS[a]) for a in actions if a != "merge"],
+        "can_merge": "merge" in actions,
+        "merge_targets": selectors.merge_targets(incident),
+        "is_open": incident.status in services.OPEN_STATES,
+        "can_work": has_perms(user, [WORK]),
+        "can_close": has_perms(user, [CLOSE]),
+        "deployments": deployments,
+        "can_freeze": has_perms(user, [FREEZE]) and deployments.filter(frozen=False).exists(),
+        "can_unfreeze": user.groups.filter(name="medical_director").exists()
+        and deployments.filter(frozen=True).exists(),
+        "freeze_form": FreezeForm(deployments=deployments.filter(frozen=False)),
+        "unfreeze_form": UnfreezeForm(deployments=deployments.filter(frozen=True)),
+        "evidence_form": EvidenceForm(),
+        "impact_form": ImpactForm(),
+        "review_form": ReviewForm(),
+        "actions_formset": CorrectiveActionFormSet(prefix="ca"),
+        "reason_form": ReasonForm(),
+    }
+    return render(request, "incidents/incident.html", context)
+
+
+def _transition_view(action: str) -> Callable[..., HttpResponse]:
+    perm = CLOSE if action in ("resolve", "close") else WORK
+
+    @perms_required(VIEW_INCIDENT, perm)
+    @require_POST
+    def view(request: HttpRequest, number: int) -> HttpResponse:
+        incident = _incident(number)
+        form = (MergeForm if action == "merge" else ReasonForm)(request.POST)
+        if not form.is_valid():
+            _form_refused(request, form)
+            return _back(incident, "actions")
+        into = None
+        if action == "merge":
+            into = Incident.objects.filter(number=form.cleaned_data["into"]).first()
+            if into is None:
+                messages.error(request, f"No incident INC-{form.cleaned_data['into']}.")
+                return _back(incident, "actions")
+        to = selectors.ACTIONS[action]
+        try:
+            services.transition(actor=request.user, incident=incident, to=to,
+                                reason=form.cleaned_data["reason"], into=into)  # fmt: skip
+        except (ValidationError, PermissionDenied) as exc:
+            _refused(request, exc)
+        else:
+            messages.success(request, f"INC-{incident.number} is now {to}.")
+        return _back(incident, "actions")
+
+    view.__name__ = f"incident_{action}"
+    return view
+
+
+TRANSITION_VIEWS = {action: _transition_view(action) for action in selectors.ACTIONS}
+
+
+@perms_required(VIEW_INCIDENT, WORK)
+@require_POST
+def step(request: HttpRequest, number: int, step: int) -> HttpResponse:
+    incident = _incident(number)
+    form = EvidenceForm(request.POST)
+    if not form.is_valid():
+        _form_refused(request, form)
+        return _back(incident, f"step-{step}")
+    try:
+        services.check_step(actor=request.user, incident=incident, step=step,
+                            evidence=form.cleaned_data["evidence"])  # fmt: skip
+    except (ValidationError, PermissionDenied) as exc:
+        _refused(request, exc)
+    else:
+        messages.success(request, f"Step {step + 1} checked off.")
+    return _back(incident, f"step-{step}")
+
+
+@perms_required(VIEW_INCIDENT, WORK)
+@require_POST
+def impact(request: HttpRequest, number: int) -> HttpResponse:
+    incident = _incident(number)
+    form = ImpactForm(request.POST)
+    if not form.is_valid():
+        _form_refused(request, form)
+        return _back(incident, "impact")
+    try:
+        services.assess_impact(actor=request.user, incident=incident, **form.cleaned_data)
+    except (ValidationError, PermissionDenied) as exc:
+        _refused(request, exc)
+    else:
+        messages.success(request, "Impact assessment recorded.")
+    return _back(incident, "impact")
+
+
+@perms_required(VIEW_INCIDENT, CLOSE)
+@require_POST
+def review(request: HttpRequest, number: int) -> HttpResponse:
+    incident = _incident(number)
+    form = ReviewForm(request.POST)
+    rows = CorrectiveActionFormSet(request.POST, prefix="ca")
+    if not form.is_valid():
+        _form_refused(request, form)
+        return _back(incident, "review")
+    if not rows.is_valid():
+        for error in rows.non_form_errors():
+            messages.error(request, f"Corrective actions: {error}")
+        for i, row in enumerate(rows.forms, start=1):
+            for field, errors in row.errors.items():
+                for error in errors:
+                    messages.error(request, f"Corrective action {i}, {field}: {error}")
+        return _back(incident, "review")
+    actions = [
+        {"action": r["action"], "owner": r["owner"], "due": r["due"].isoformat()}
+        for r in rows.cleaned_data
+        if r
+    ]
+    try:
+        services.record_review(actor=request.user, incident=incident,
+                               summary=form.cleaned_data["summary"],
+                               corrective_actions=actions)  # fmt: skip
+    except (ValidationError, PermissionDenied) as exc:
+        _refused(request, exc)
+    else:
+        messages.success(request, "Post-incident review recorded.")
+    return _back(incident, "review")
+
+
+@perms_required(VIEW_INCIDENT, FREEZE)
+@require_POST
+def freeze(request: HttpRequest, number: int) -> HttpResponse:
+    incident = _incident(number)
+    form = FreezeForm(request.POST, deployments=selectors.live_deployments(incident))
+    if not form.is_valid():
+        _form_refused(request, form)
+        return _back(incident, "kill-switch")
+    try:
+        services.freeze(actor=request.user, incident=incident, **form.cleaned_data)
+    except (ValidationError, PermissionDenied) as exc:
+        _refused(request, exc)
+    else:
+        site = form.cleaned_data["deployment"].site.code
+        messages.success(request, f"Deployment at {site} frozen: every case now defers.")
+    return _back(incident, "kill-switch")
+
+
+@perms_required(VIEW_INCIDENT, FREEZE)
+@require_POST
+def unfreeze(request: HttpRequest, number: int) -> HttpResponse:
+    if not request.user.groups.filter(name="medical_director").exists():
+        raise PermissionDenied("Only a medical director may unfreeze a deployment.")
+    incident = _incident(number)
+    form = UnfreezeForm(request.POST, deployments=selectors.live_deployments(incident))
+    if not form.is_valid():
+        _form_refused(request, form)
+        return _back(incident, "kill-switch")
+    try:
+        services.unfreeze(actor=request.user, incident=incident, **form.cleaned_data)
+    except (ValidationError, PermissionDenied) as exc:
+        _refused(request, exc)
+    else:
+        site = form.cleaned_data["deployment"].site.code
+        messages.success(request, f"Deployment at {site} unfrozen: the model acts again.")
+    return _back(incident, "kill-switch")
+
+
+# --- alerts ----------------------------------------------------------------------------------
+
+
+@perms_required("incidents.view_alert")
+def alert_list(request: HttpRequest) -> HttpResponse:
+    status = request.GET.get("status", AlertStatus.OPEN)
+    found = selectors.alerts_visible_to(user=request.user).order_by("-last_seen_at", "pk")
+    if status in AlertStatus.values:
+        found = found.filter(status=status)
+    return render(
+        request,
+        "incidents/alerts.html",
+        {
+            "alerts": found[:300],
+            "status": status,
+            "can_suppress": has_perms(request.user, ["incidents.suppress_alert"]),
+            "form": SuppressForm(),
+        },
+    )
+
+
+@perms_required("incidents.view_alert", "incidents.suppress_alert")
+@require_POST
+def alert_suppress(request: HttpRequest, pk: int) -> HttpResponse:
+    alert = get_object_or_404(Alert, pk=pk)
+    form = SuppressForm(request.POST)
+    back = redirect(f"{reverse('incidents:alerts')}#alert-{alert.pk}")
+    if not form.is_valid():
+        _form_refused(request, form)
+        return back
+    try:
+        sup = alert_services.suppress(actor=request.user, alert=alert, **form.cleaned_data)
+    except (ValidationError, PermissionDenied) as exc:
+        _refused(request, exc)
+    else:
+        messages.success(
+            request,
+            f"{alert.metric} for {alert.slice_key} suppressed until {sup.expires_at:%Y-%m-%d}.",
+        )
+    return back
