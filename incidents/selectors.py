@@ -12,7 +12,14 @@ from django.utils import timezone
 
 from accounts.permissions import has_perms
 from incidents import services
-from incidents.models import Alert, Incident, IncidentStatus, RunbookCheck
+from incidents.models import (
+    Alert,
+    Incident,
+    IncidentStatus,
+    Notification,
+    Runbook,
+    RunbookCheck,
+)
 from registry.models import Deployment
 
 S = IncidentStatus
@@ -124,3 +131,52 @@ def merge_targets(incident: Incident) -> QuerySet[Incident]:
 def is_overdue(incident: Incident, now: Any = None) -> bool:
     now = now or timezone.now()
     return incident.status == S.TRIGGERED and incident.ack_deadline <= now
+
+
+# --- runbooks, notifications, statistics -----------------------------------------------------
+
+
+def runbooks_visible_to(*, user: Any) -> QuerySet[Runbook]:
+    if not has_perms(user, ["incidents.view_runbook"]):
+        return Runbook.objects.none()
+    return Runbook.objects.select_related("updated_by").order_by("layer", "metric")
+
+
+@dataclass(frozen=True)
+class RunbookVersion:
+    at: Any
+    by: str
+    reason: str
+    kind: str  # created | changed
+    title: str
+    steps: list[dict[str, str]]
+
+
+def runbook_history(runbook: Runbook) -> list[RunbookVersion]:
+    """Every saved version, newest first: who, when, why, and the steps as they were."""
+    rows = runbook.history.select_related("history_user").order_by("-history_date", "-history_id")
+    return [
+        RunbookVersion(
+            at=h.history_date,
+            by=h.history_user.get_username() if h.history_user else "system",
+            reason=h.history_change_reason or "",
+            kind="created" if h.history_type == "+" else "changed",
+            title=h.title,
+            steps=list(h.steps or []),
+        )
+        for h in rows
+    ]
+
+
+#: What the incident page shows of a notification: never its body.
+NOTIFICATION_FIELDS = (
+    "channel", "recipient", "subject", "status", "attempts", "last_error", "created_at",
+    "sent_at", "is_drill",
+)  # fmt: skip
+
+
+def incident_notifications(incident: Incident) -> QuerySet[Notification]:
+    """The messages sent (or still trying) for an incident, newest first; bodies left out."""
+    return incident.notifications.only("pk", "incident_id", *NOTIFICATION_FIELDS).order_by(
+        "-created_at", "-pk"
+    )

@@ -515,3 +515,54 @@ def escalate_overdue(*, now: datetime | None = None) -> list[Incident]:
             )
             escalated.append(incident)
     return escalated
+
+
+# --- incident roles -------------------------------------------------------------------------
+
+#: The incident roles a person may be given (the RACI's people for this incident).
+INCIDENT_ROLES = {
+    "commander": "Commander",
+    "scribe": "Scribe",
+    "clinical_lead": "Clinical lead",
+    "model_owner": "Model owner",
+}
+#: States where an incident's team no longer changes.
+FINISHED_STATES = (S.CLOSED, S.CANCELLED, S.MERGED)
+
+
+def assign_role(*, actor: Any, incident: Incident, role: str, user: Any) -> Incident:
+    """Give ``user`` an incident role (commander, scribe, clinical lead, model owner). The
+    person must be an active user who may see incidents, never a model service's account."""
+    from accounts.permissions import has_perms, is_service_account
+
+    require_perms(actor, "incidents.work_incident")
+    if role not in INCIDENT_ROLES:
+        raise ValidationError({"role": f"Unknown role {role!r}: one of "
+                               f"{', '.join(INCIDENT_ROLES)}."})  # fmt: skip
+    if user is None or not getattr(user, "is_active", False):
+        raise ValidationError({"username": "Choose an active person."})
+    if is_service_account(user):
+        raise ValidationError({"username": "A model service's account cannot hold a role."})
+    if not has_perms(user, ["incidents.view_incident"]):
+        raise ValidationError(
+            {"username": f"{user.get_username()} has no role that may see incidents."}
+        )
+    with transaction.atomic():
+        incident = Incident.objects.select_for_update().get(pk=incident.pk)
+        if incident.status in FINISHED_STATES:
+            raise ValidationError({"status": f"A {incident.status} incident's team is final."})
+        before = getattr(incident, role)
+        if before is not None and before.pk == user.pk:
+            raise ValidationError(
+                {"username": f"{user.get_username()} is {INCIDENT_ROLES[role].lower()} already."}
+            )
+        setattr(incident, role, user)
+        incident._history_user = actor  # type: ignore[attr-defined]
+        incident.save(update_fields=[role])
+        text = f"{INCIDENT_ROLES[role]}: {user.get_username()}"
+        if before is not None:
+            text += f" (was {before.get_username()})"
+        note(incident, actor=actor, kind="role", text=text, role=role,
+             username=user.get_username(),
+             before=before.get_username() if before is not None else None)  # fmt: skip
+    return incident

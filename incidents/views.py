@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
@@ -17,19 +18,29 @@ from django.views.decorators.http import require_POST
 
 from accounts.permissions import has_perms, perms_required
 from incidents import alerts as alert_services
-from incidents import selectors, services
+from incidents import runbook_services, selectors, services
+from incidents.drills import incident_stats, start_drill
 from incidents.forms import (
+    INCIDENT_ROLES,
+    AssignForm,
     CorrectiveActionFormSet,
+    DrillForm,
     EvidenceForm,
     FreezeForm,
     ImpactForm,
     MergeForm,
     ReasonForm,
     ReviewForm,
+    RunbookCreateForm,
+    RunbookForm,
     SuppressForm,
     UnfreezeForm,
+    steps_as_text,
 )
-from incidents.models import Alert, AlertStatus, Incident
+from incidents.models import Alert, AlertStatus, Incident, Runbook
+from registry.models import ClinicalModel
+
+User = get_user_model()
 
 VIEW_INCIDENT = "incidents.view_incident"
 WORK = "incidents.work_incident"
@@ -38,7 +49,10 @@ FREEZE = "registry.freeze_deployment"
 
 
 def _incident(number: int) -> Incident:
-    return get_object_or_404(Incident.objects.select_related("model", "site"), number=number)
+    found = Incident.objects.select_related(
+        "model", "site", "commander", "scribe", "clinical_lead", "model_owner", "merged_into"
+    )
+    return get_object_or_404(found, number=number)
 
 
 def _refused(request: HttpRequest, exc: ValidationError | PermissionDenied) -> None:
@@ -86,6 +100,7 @@ def queue(request: HttpRequest) -> HttpResponse:
             "closed": closed,
             "counts": counts,
             "rows": [(i, selectors.is_overdue(i, now)) for i in rows],
+            "can_drill": has_perms(request.user, [CLOSE]),
         },
     )
 
@@ -126,6 +141,9 @@ def detail(request: HttpRequest, number: int) -> HttpResponse:
         "review_form": ReviewForm(),
         "actions_formset": CorrectiveActionFormSet(prefix="ca"),
         "reason_form": ReasonForm(),
+        "roles": [(r, label, getattr(incident, r)) for r, label in INCIDENT_ROLES],
+        "can_assign": has_perms(user, [WORK]) and incident.status not in services.FINISHED_STATES,
+        "notifications": selectors.incident_notifications(incident),
     }
     return render(request, "incidents/incident.html", context)
 
@@ -310,3 +328,143 @@ def alert_suppress(request: HttpRequest, pk: int) -> HttpResponse:
             f"{alert.metric} for {alert.slice_key} suppressed until {sup.expires_at:%Y-%m-%d}.",
         )
     return back
+
+
+# --- incident roles --------------------------------------------------------------------------
+
+
+@perms_required(VIEW_INCIDENT, WORK)
+@require_POST
+def assign(request: HttpRequest, number: int) -> HttpResponse:
+    incident = _incident(number)
+    form = AssignForm(request.POST)
+    if not form.is_valid():
+        _form_refused(request, form)
+        return _back(incident, "roles")
+    data = form.cleaned_data
+    person = User.objects.filter(username=data["username"].strip()).first()
+    if person is None:
+        messages.error(request, f"No user named {data['username'].strip()}.")
+        return _back(incident, "roles")
+    try:
+        services.assign_role(actor=request.user, incident=incident, role=data["role"], user=person)
+    except (ValidationError, PermissionDenied) as exc:
+        _refused(request, exc)
+    else:
+        label = dict(INCIDENT_ROLES)[data["role"]]
+        messages.success(request, f"{label}: {person.get_username()}.")
+    return _back(incident, "roles")
+
+
+# --- runbooks --------------------------------------------------------------------------------
+
+VIEW_RUNBOOK = "incidents.view_runbook"
+CHANGE_RUNBOOK = "incidents.change_runbook"
+
+
+def _errors_to_form(form: Any, exc: ValidationError) -> None:
+    for field, errors in exc.message_dict.items():
+        form.add_error(field if field in form.fields else None, errors)
+
+
+@perms_required(VIEW_RUNBOOK)
+def runbook_list(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "incidents/runbooks.html",
+        {
+            "runbooks": selectors.runbooks_visible_to(user=request.user),
+            "can_edit": has_perms(request.user, [CHANGE_RUNBOOK]),
+        },
+    )
+
+
+@perms_required(VIEW_RUNBOOK)
+def runbook_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    runbook = get_object_or_404(selectors.runbooks_visible_to(user=request.user), pk=pk)
+    return render(
+        request,
+        "incidents/runbook.html",
+        {
+            "runbook": runbook,
+            "history": selectors.runbook_history(runbook),
+            "can_edit": has_perms(request.user, [CHANGE_RUNBOOK]),
+        },
+    )
+
+
+@perms_required(VIEW_RUNBOOK, CHANGE_RUNBOOK)
+def runbook_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    runbook = get_object_or_404(Runbook, pk=pk)
+    if request.method == "POST":
+        form = RunbookForm(request.POST)
+        if form.is_valid():
+            try:
+                runbook_services.runbook_save(actor=request.user, runbook=runbook,
+                                              **form.cleaned_data)  # fmt: skip
+            except ValidationError as exc:
+                _errors_to_form(form, exc)
+            else:
+                messages.success(request, "Runbook saved: the previous version is in its history.")
+                return redirect("incidents:runbook", pk=runbook.pk)
+    else:
+        form = RunbookForm(initial={"title": runbook.title, "steps": steps_as_text(runbook.steps)})
+    return render(request, "incidents/runbook_edit.html", {"runbook": runbook, "form": form})
+
+
+@perms_required(VIEW_RUNBOOK, CHANGE_RUNBOOK)
+def runbook_new(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        form = RunbookCreateForm(request.POST)
+        if form.is_valid():
+            try:
+                runbook = runbook_services.runbook_create(actor=request.user, **form.cleaned_data)
+            except ValidationError as exc:
+                _errors_to_form(form, exc)
+            else:
+                messages.success(request, f"Runbook for {runbook.metric} created.")
+                return redirect("incidents:runbook", pk=runbook.pk)
+    else:
+        form = RunbookCreateForm()
+    return render(request, "incidents/runbook_edit.html", {"runbook": None, "form": form})
+
+
+# --- drills and statistics -------------------------------------------------------------------
+
+
+@perms_required(VIEW_INCIDENT, CLOSE)
+def drill(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        form = DrillForm(request.POST)
+        if form.is_valid():
+            try:
+                incident = start_drill(actor=request.user, **form.cleaned_data)
+            except ValidationError as exc:
+                _errors_to_form(form, exc)
+            else:
+                messages.success(
+                    request, f"DRILL INC-{incident.number} started: its notifications reach no one."
+                )
+                return _back(incident)
+    else:
+        form = DrillForm()
+    return render(request, "incidents/drill.html", {"form": form})
+
+
+@perms_required(VIEW_INCIDENT)
+def stats(request: HttpRequest) -> HttpResponse:
+    model = request.GET.get("model", "").strip()
+    spans = ("detect", "acknowledge", "mitigate", "resolve")
+    rows = incident_stats(model_slug=model or None)
+    for row in rows:
+        row["cells"] = [row[span] for span in spans]
+    return render(
+        request,
+        "incidents/stats.html",
+        {
+            "rows": rows,
+            "model": model,
+            "models": ClinicalModel.objects.order_by("slug").values_list("slug", flat=True),
+            "spans": spans,
+        },
+    )

@@ -96,6 +96,13 @@ MATRIX: dict[str, dict[str, frozenset[str]]] = {
     "incidents:review": {"POST": CLOSERS},
     "incidents:freeze": {"POST": FREEZERS},
     "incidents:unfreeze": {"POST": DIRECTOR},
+    "incidents:assign": {"POST": INCIDENT_WORKERS},
+    "incidents:runbooks": {"GET": EVERYONE},
+    "incidents:runbook": {"GET": EVERYONE},
+    "incidents:runbook_edit": {"GET": CLOSERS, "POST": CLOSERS},
+    "incidents:runbook_new": {"GET": CLOSERS, "POST": CLOSERS},
+    "incidents:drill": {"GET": CLOSERS, "POST": CLOSERS},
+    "incidents:stats": {"GET": EVERYONE},
     # API
     "api-schema": {"GET": EVERYONE},
     "api-docs": {"GET": EVERYONE},
@@ -140,6 +147,13 @@ MATRIX: dict[str, dict[str, frozenset[str]]] = {
     "incidents-api:incident-step": {"POST": INCIDENT_WORKERS},
     "incidents-api:incident-impact": {"POST": INCIDENT_WORKERS},
     "incidents-api:incident-review": {"POST": CLOSERS},
+    "incidents-api:incident-assign": {"POST": INCIDENT_WORKERS},
+    "incidents-api:incident-freeze": {"POST": FREEZERS},
+    "incidents-api:incident-unfreeze": {"POST": DIRECTOR},
+    "incidents-api:incident-stats": {"GET": EVERYONE},
+    "incidents-api:drill-list": {"POST": CLOSERS},
+    "incidents-api:runbook-list": {"GET": EVERYONE},
+    "incidents-api:runbook-detail": {"GET": EVERYONE, "PUT": CLOSERS},
     "audit-api:audit-event-list": {"GET": AUDITORS},
     "audit-api:audit-event-detail": {"GET": AUDITORS},
     "audit-api:audit-event-verify": {"GET": COMPLIANCE},
@@ -226,6 +240,9 @@ def sample(db, director) -> dict[str, object]:
         ],
     )
     alert = _sample_incident(version, site)
+    from incidents.models import Runbook
+
+    runbook = Runbook.objects.order_by("pk").first()
     return {
         "number": 1,
         "step": 0,
@@ -243,6 +260,9 @@ def sample(db, director) -> dict[str, object]:
         "seq": AuditEvent.objects.order_by("-seq").first().seq,
         "feed-detail:slug": feed.slug,
         "metric": "auc",
+        "runbook:pk": runbook.pk,
+        "runbook_edit:pk": runbook.pk,
+        "runbook-detail:pk": runbook.pk,
     }
 
 

@@ -9,5 +9,7 @@ app_name = "incidents-api"
 router = SimpleRouter()
 router.register("alerts", views.AlertViewSet, basename="alert")
 router.register("incidents", views.IncidentViewSet, basename="incident")
+router.register("drills", views.DrillViewSet, basename="drill")
+router.register("runbooks", views.RunbookViewSet, basename="runbook")
 
 urlpatterns = router.urls

@@ -8,6 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 import django_filters
+from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -17,16 +19,19 @@ from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from incidents import selectors, services
+from incidents import runbook_services, selectors, services
 from incidents.alerts import suppress
 from incidents.api import serializers as s
-from incidents.models import Alert, AlertStatus, Incident, IncidentStatus, Severity
+from incidents.drills import incident_stats, start_drill
+from incidents.models import Alert, AlertStatus, Incident, IncidentStatus, Runbook, Severity
 from monitoring.models import Band, Layer
 from registry.api.serializers import validate_input
 from registry.api.views import Pagination
+from registry.models import Deployment, ModelVersion
 
 WORK = {"POST": ["incidents.work_incident"]}
 CLOSE = {"POST": ["incidents.close_incident"]}
+FREEZE = {"POST": ["registry.freeze_deployment"]}
 
 
 class AlertFilter(django_filters.FilterSet):
@@ -71,7 +76,8 @@ class IncidentFilter(django_filters.FilterSet):
     severity = django_filters.MultipleChoiceFilter(choices=Severity.choices)
     routed_role = django_filters.CharFilter()
     mine = django_filters.BooleanFilter(
-        method="filter_mine", help_text="Only incidents where I am commander, scribe or lead."
+        method="filter_mine",
+        help_text="Only incidents where I am commander, scribe, clinical lead or model owner.",
     )
 
     class Meta:
@@ -222,6 +228,121 @@ class IncidentViewSet(
             corrective_actions=actions,
         )  # fmt: skip
         return self._detail(done)
+
+    @extend_schema(request=s.AssignSerializer, responses=s.IncidentDetailSerializer)
+    @action(detail=True, methods=["post"], required_perms=WORK)
+    def assign(self, request: Request, number: str) -> Response:
+        """Give a person an incident role: ``commander``, ``scribe``, ``clinical_lead`` or
+        ``model_owner`` (recorded on the timeline)."""
+        incident = self.get_object()
+        data = validate_input(s.AssignSerializer, request.data)
+        done = services.assign_role(
+            actor=request.user, incident=incident, role=data["role"], user=data["username"]
+        )
+        return self._detail(done)
+
+    def _deployment_at(self, incident: Incident, site: str) -> Deployment:
+        found = selectors.live_deployments(incident).filter(site__code=site).first()
+        if found is None:
+            raise_field("site", f"No live deployment of {incident.model.slug} at {site} that "
+                        f"INC-{incident.number} reaches.")  # fmt: skip
+        return found  # type: ignore[return-value]
+
+    @extend_schema(request=s.FreezeSerializer, responses=s.IncidentDetailSerializer)
+    @action(detail=True, methods=["post"], required_perms=FREEZE)
+    def freeze(self, request: Request, number: str) -> Response:
+        """The kill switch: the deployment at ``site`` defers every case to a human."""
+        incident = self.get_object()
+        data = validate_input(s.FreezeSerializer, request.data)
+        deployment = self._deployment_at(incident, data["site"])
+        services.freeze(actor=request.user, incident=incident, deployment=deployment,
+                        reason=data["reason"])  # fmt: skip
+        return self._detail(incident)
+
+    @extend_schema(request=s.UnfreezeSerializer, responses=s.IncidentDetailSerializer)
+    @action(detail=True, methods=["post"], required_perms=FREEZE)
+    def unfreeze(self, request: Request, number: str) -> Response:
+        """Only a medical director, re-entering their password, puts the model back to acting.
+        A wrong password is a 400 and changes nothing."""
+        if not request.user.groups.filter(name="medical_director").exists():
+            raise PermissionDenied("Only a medical director may unfreeze a deployment.")
+        incident = self.get_object()
+        data = validate_input(s.UnfreezeSerializer, request.data)
+        deployment = self._deployment_at(incident, data["site"])
+        services.unfreeze(actor=request.user, incident=incident, deployment=deployment,
+                          reason=data["reason"], password=data["password"])  # fmt: skip
+        return self._detail(incident)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("model", OpenApiTypes.STR, description="Model slug.")],
+        responses=s.IncidentStatsSerializer(many=True),
+    )
+    @action(detail=False, methods=["get"], filter_backends=[], pagination_class=None)
+    def stats(self, request: Request) -> Response:
+        """Per model and severity: incidents, and the median and worst hours to detect,
+        acknowledge, mitigate and resolve. Drills do not count."""
+        model = request.query_params.get("model", "").strip() or None
+        return Response(s.IncidentStatsSerializer(incident_stats(model_slug=model), many=True).data)
+
+
+class DrillViewSet(viewsets.GenericViewSet):  # type: ignore[type-arg]
+    """Tabletop drills: an injected alert that runs the real incident path; its notifications
+    reach no one and it never freezes a deployment."""
+
+    serializer_class = s.DrillSerializer
+    required_perms = {"POST": ["incidents.view_incident", "incidents.close_incident"]}
+
+    @extend_schema(request=s.DrillSerializer, responses={201: s.IncidentDetailSerializer})
+    def create(self, request: Request) -> Response:
+        data = validate_input(s.DrillSerializer, request.data)
+        version = ModelVersion.objects.filter(model=data["model"], version=data["version"]).first()
+        if version is None:
+            raise_field("version", f"{data['model'].slug} has no version {data['version']!r}.")
+        try:
+            incident = start_drill(
+                actor=request.user, version=version, slice_key=data["slice"],
+                metric=data["metric"], band=data["band"], scenario=data["scenario"],
+            )  # fmt: skip
+        except DjangoValidationError as exc:
+            errors = exc.message_dict
+            if "slice_key" in errors:
+                errors["slice"] = errors.pop("slice_key")
+            raise DjangoValidationError(errors) from exc
+        found = selectors.incidents_visible_to(user=request.user).get(pk=incident.pk)
+        context = {"request": request, "view": self}
+        body = s.IncidentDetailSerializer(found, context=context).data
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class RunbookViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet,  # type: ignore[type-arg]
+):
+    """Runbooks per alert type (a layer, or one of its metrics): steps with the evidence each
+    needs. ``PUT`` replaces the title and steps with a ``reason``; every version stays in the
+    ``history`` of the detail."""
+
+    serializer_class = s.RunbookSerializer
+    pagination_class = Pagination
+    required_perms = {
+        "read": ["incidents.view_runbook"],
+        "PUT": ["incidents.view_runbook", "incidents.change_runbook"],
+    }
+
+    def get_queryset(self) -> QuerySet[Runbook]:
+        return selectors.runbooks_visible_to(user=self.request.user)
+
+    def get_serializer_class(self) -> Any:
+        return s.RunbookSerializer if self.action == "list" else s.RunbookDetailSerializer
+
+    @extend_schema(request=s.RunbookInputSerializer, responses=s.RunbookDetailSerializer)
+    def update(self, request: Request, pk: str) -> Response:
+        runbook = self.get_object()
+        data = validate_input(s.RunbookInputSerializer, request.data)
+        saved = runbook_services.runbook_save(actor=request.user, runbook=runbook, **data)
+        found = self.get_queryset().get(pk=saved.pk)
+        return Response(s.RunbookDetailSerializer(found).data)
 
 
 def raise_field(field: str, message: str) -> None:

@@ -4,65 +4,16 @@ messages, 403 for roles, 404 for unknown numbers."""
 
 from __future__ import annotations
 
-import itertools
 from datetime import timedelta
 
 import pytest
-from django.utils import timezone
 from rest_framework.test import APIClient
 
 from incidents.models import Alert, Incident, Suppression
 from monitoring.runner import run_now
-from tests.factories import ModelVersionFactory, SiteFactory
 from tests.incidents.test_incidents import _week
 
 pytestmark = pytest.mark.django_db
-_fingerprints = itertools.count()
-
-
-@pytest.fixture
-def make_incident():
-    """A red data-quality incident with one alert, as ``attach_to_incidents`` leaves one: cheap,
-    for the tests that do not need the monitoring engine (one test below uses the engine)."""
-    version = ModelVersionFactory()
-    sites = {}
-
-    def make(
-        number=1, *, severity="SEV2", band="red", status="triggered", site="NORTH",
-        routed_role="data_engineer", commander=None, metric="missing_rate:lactate",
-    ):  # fmt: skip
-        if site not in sites:
-            sites[site] = SiteFactory(code=site)
-        incident = Incident.objects.create(
-            number=number, model=version.model, site=sites[site], slice_key=f"site={site}",
-            title=f"{metric} at {site}", severity=severity, band=band, layer="data_quality",
-            routed_role=routed_role, status=status, commander=commander,
-            ack_deadline=timezone.now() + timedelta(hours=1),
-        )  # fmt: skip
-        Alert.objects.create(
-            model=version.model, version=version, site=sites[site], slice_key=f"site={site}",
-            metric=metric, layer="data_quality", fingerprint=f"{next(_fingerprints):064d}",
-            band=band, worst_band=band, reason="confident", routed_role=routed_role,
-            payload={"summary": f"{metric} is bad", "confidence": "sure",
-                     "clinical_impact": "scores on incomplete data",
-                     "recommended_response": "check the feed",
-                     "links": {"metric": f"/monitoring/{version.model.slug}/metric/{metric}/"}},
-            incident=incident,
-        )  # fmt: skip
-        return incident
-
-    make.version = version
-    return make
-
-
-@pytest.fixture
-def api(user_for):
-    def client(role):
-        c = APIClient()
-        c.force_login(user_for(role))
-        return c
-
-    return client
 
 
 def url(number, action=""):
@@ -292,3 +243,151 @@ def test_a_review_needs_a_summary_and_complete_corrective_actions(api, make_inci
     )
     assert partial.status_code == 400
     assert {"corrective_actions[0].owner", "corrective_actions[0].due"} <= partial.json().keys()
+
+
+# --- incident roles --------------------------------------------------------------------------
+
+
+def test_assign_gives_a_person_an_incident_role_on_the_timeline(api, make_incident, user_for):
+    make_incident(1)
+    scribe = user_for("quality_safety")
+    engineer = api("data_engineer")
+    assert (
+        api("viewer")
+        .post(url(1, "assign"), {"role": "scribe", "username": scribe.username}, format="json")
+        .status_code
+        == 403
+    )
+    unknown = engineer.post(url(1, "assign"), {"role": "cook", "username": "nobody"},
+                            format="json")  # fmt: skip
+    assert unknown.status_code == 400 and {"role", "username"} <= unknown.json().keys()
+
+    done = engineer.post(url(1, "assign"), {"role": "scribe", "username": scribe.username},
+                         format="json")  # fmt: skip
+    assert done.status_code == 200 and done.json()["scribe"] == scribe.username
+    entry = done.json()["timeline"][-1]
+    assert entry["kind"] == "role" and entry["text"] == f"Scribe: {scribe.username}"
+    again = engineer.post(url(1, "assign"), {"role": "scribe", "username": scribe.username},
+                          format="json")  # fmt: skip
+    assert again.status_code == 400 and "already" in again.json()["username"][0]
+    lead = user_for("clinical_informaticist")
+    owner = engineer.post(url(1, "assign"), {"role": "model_owner", "username": lead.username},
+                          format="json").json()  # fmt: skip
+    assert owner["model_owner"] == lead.username
+    assert [i["number"] for i in api("quality_safety").get(
+        "/api/v1/incidents/?mine=true").json()["results"]] == [1]  # fmt: skip
+
+
+def test_assign_refuses_service_accounts_inactive_users_and_finished_incidents(
+    make_incident, user_for
+):
+    from django.core.exceptions import ValidationError
+
+    from accounts.services import service_account_create
+    from incidents.services import assign_role
+    from tests.factories import UserFactory
+
+    incident = make_incident(1)
+    actor = user_for("incident_commander")
+    service = service_account_create(actor=None, name="svc", model_slugs=[incident.model.slug])
+    for person, text in [
+        (service.account.user, "service"),
+        (UserFactory(username="gone", role="viewer", is_active=False), "active person"),
+        (UserFactory(username="norole"), "no role"),
+    ]:
+        with pytest.raises(ValidationError) as refused:
+            assign_role(actor=actor, incident=incident, role="commander", user=person)
+        assert text in refused.value.message_dict["username"][0]
+    incident.status = "closed"
+    incident.save()
+    with pytest.raises(ValidationError) as closed:
+        assign_role(actor=actor, incident=incident, role="scribe", user=actor)
+    assert "final" in closed.value.message_dict["status"][0]
+    assert not incident.timeline.filter(kind="role").exists()
+
+
+# --- the kill switch -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def deployed(make_incident, user_for):
+    from registry import services as registry
+
+    incident = make_incident(1)
+    deployment = registry.deployment_start(
+        actor=user_for("medical_director"), version=make_incident.version, site=incident.site,
+        reason="launch",
+    )  # fmt: skip
+    return incident, deployment
+
+
+def test_freeze_and_unfreeze_over_the_api(api, deployed, password):
+    from registry.models import Deployment
+
+    incident, deployment = deployed
+    body = {"site": "NORTH", "reason": "scores unreliable"}
+    assert api("data_engineer").post(url(1, "freeze"), body, format="json").status_code == 403
+    commander = api("incident_commander")
+    nowhere = commander.post(url(1, "freeze"), {"site": "SOUTH", "reason": "x"}, format="json")
+    assert nowhere.status_code == 400 and "SOUTH" in nowhere.json()["site"][0]
+    frozen = commander.post(url(1, "freeze"), body, format="json")
+    assert frozen.status_code == 200
+    assert frozen.json()["deployments"] == [
+        {"site": "NORTH", "version": deployment.version.version, "frozen": True,
+         "frozen_reason": "scores unreliable"}
+    ]  # fmt: skip
+    assert frozen.json()["timeline"][-1]["kind"] == "freeze"
+    twice = commander.post(url(1, "freeze"), body, format="json")
+    assert twice.status_code == 400 and "already frozen" in twice.json()["frozen"][0]
+
+    unfreeze = {"site": "NORTH", "reason": "fixed", "password": password}
+    assert commander.post(url(1, "unfreeze"), unfreeze, format="json").status_code == 403
+    assert Deployment.objects.get(pk=deployment.pk).frozen
+    director = api("medical_director")
+    wrong = director.post(url(1, "unfreeze"), {**unfreeze, "password": "nope"}, format="json")
+    assert wrong.status_code == 400 and "password does not match" in wrong.json()["password"][0]
+    assert Deployment.objects.get(pk=deployment.pk).frozen
+    assert not incident.timeline.filter(kind="unfreeze").exists()
+    missing = director.post(url(1, "unfreeze"), {"site": "NORTH", "reason": "x"}, format="json")
+    assert missing.status_code == 400 and "password" in missing.json()
+    done = director.post(url(1, "unfreeze"), unfreeze, format="json")
+    assert done.status_code == 200 and done.json()["deployments"][0]["frozen"] is False
+    assert done.json()["timeline"][-1]["kind"] == "unfreeze"
+
+
+# --- drills and statistics -------------------------------------------------------------------
+
+
+def test_a_drill_over_the_api_is_labelled_and_left_out_of_the_statistics(
+    api, make_incident, user_for
+):
+    incident = make_incident(1, severity="SEV2")
+    incident.acknowledged_at = incident.triggered_at + timedelta(hours=2)
+    incident.status = "acknowledged"
+    incident.save()
+    model, version = make_incident.version.model.slug, make_incident.version.version
+    drill = {"model": model, "version": version, "slice": "all", "metric": "auc",
+             "band": "red", "scenario": "AUC collapses overnight"}  # fmt: skip
+    assert api("data_engineer").post("/api/v1/drills/", drill, format="json").status_code == 403
+    commander = api("incident_commander")
+    bad = commander.post("/api/v1/drills/", {**drill, "metric": "nope", "band": "orange",
+                         "scenario": " "}, format="json")  # fmt: skip
+    assert bad.status_code == 400 and {"metric", "scenario"} <= bad.json().keys()
+    nowhere = commander.post("/api/v1/drills/", {**drill, "slice": "site=MARS"}, format="json")
+    assert nowhere.status_code == 400 and "MARS" in nowhere.json()["slice"][0]
+    unknown = commander.post("/api/v1/drills/", {**drill, "version": "9.9"}, format="json")
+    assert unknown.status_code == 400 and "version" in unknown.json()
+
+    started = commander.post("/api/v1/drills/", drill, format="json")
+    assert started.status_code == 201, started.json()
+    body = started.json()
+    assert body["is_drill"] is True and body["alerts"][0]["is_drill"] is True
+    assert all(n["recipient"].startswith("drill:") for n in body["notifications"])
+    assert "body" not in (body["notifications"] or [{}])[0]
+
+    stats = api("viewer").get("/api/v1/incidents/stats/")
+    assert stats.status_code == 200
+    (row,) = stats.json()
+    assert row["model"] == model and row["severity"] == "SEV2" and row["incidents"] == 1
+    assert row["acknowledge"] == {"n": 1, "median_hours": 2.0, "max_hours": 2.0}
+    assert api("viewer").get("/api/v1/incidents/stats/?model=other").json() == []

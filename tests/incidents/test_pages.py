@@ -7,27 +7,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.test import Client
 from django.utils import timezone
 
 from incidents.models import Alert, Incident, Suppression
 from registry import services as registry
 from registry.models import Deployment
 from tests.factories import PASSWORD
-from tests.incidents import test_api
 
 pytestmark = pytest.mark.django_db
-make_incident = test_api.make_incident  # the cheap incident fixture, shared
-
-
-@pytest.fixture
-def page(user_for):
-    def client(role):
-        c = Client()
-        c.force_login(user_for(role))
-        return c
-
-    return client
 
 
 def _messages(response) -> list[str]:
@@ -185,3 +172,93 @@ def test_the_alert_list_suppresses_open_alerts_and_shows_refusals(page, make_inc
     assert any("suppressed until" in m for m in _messages(done))
     assert Suppression.objects.get().fingerprint == alert.fingerprint
     assert page("viewer").post(f"/incidents/alerts/{alert.pk}/suppress/").status_code == 403
+
+
+def test_roles_are_assigned_on_the_page_and_mine_includes_every_role(page, make_incident, user_for):
+    make_incident(1)
+    make_incident(2, site="SOUTH")
+    lead = user_for("clinical_informaticist")
+    viewer_html = page("viewer").get("/incidents/1/").content.decode()
+    assert 'id="role-scribe"' in viewer_html and 'id="do-assign"' not in viewer_html
+    assert page("viewer").post("/incidents/1/assign/", {}).status_code == 403
+
+    engineer = page("data_engineer")
+    assert 'id="do-assign"' in engineer.get("/incidents/1/").content.decode()
+    nobody = engineer.post("/incidents/1/assign/", {"role": "scribe", "username": "ghost"},
+                           follow=True)  # fmt: skip
+    assert any("No user named ghost" in m for m in _messages(nobody))
+    bad_role = engineer.post("/incidents/1/assign/", {"role": "cook", "username": lead.username},
+                             follow=True)  # fmt: skip
+    assert any("Role:" in m for m in _messages(bad_role))
+    done = engineer.post("/incidents/1/assign/", {"role": "clinical_lead",
+                         "username": lead.username}, follow=True)  # fmt: skip
+    assert done.context["incident"].clinical_lead == lead
+    html = done.content.decode()
+    assert f'id="role-clinical_lead">{lead.username}<' in html
+    assert f"Clinical lead: {lead.username}" in html  # the timeline
+
+    mine = page("clinical_informaticist").get("/incidents/?tab=mine")
+    assert [i.number for i, _ in mine.context["rows"]] == [1]
+    for role, person in (("scribe", "quality_safety"), ("model_owner", "ml_engineer")):
+        engineer.post("/incidents/2/assign/", {"role": role,
+                      "username": user_for(person).username})  # fmt: skip
+        rows = page(person).get("/incidents/?tab=mine").context["rows"]
+        assert [i.number for i, _ in rows] == [2], role
+
+
+def test_the_incident_page_shows_its_notifications_without_bodies(page, make_incident):
+    from incidents.models import Notification
+
+    incident = make_incident(1)
+    Notification.objects.create(
+        incident=incident, channel="email", recipient="oncall@hospital.test",
+        subject="[Vigil SEV2] INC-1 lactate", body={"summary": "SECRET-BODY-TEXT"},
+        status="dead", attempts=5, last_error="SMTP 550 mailbox unavailable",
+    )  # fmt: skip
+    sent = Notification.objects.create(
+        incident=incident, channel="webhook", recipient="https://pager.test/hook",
+        subject="[Vigil SEV2] INC-1 lactate", body={"summary": "SECRET-BODY-TEXT"},
+        status="sent", attempts=1, sent_at=timezone.now(),
+    )  # fmt: skip
+    html = page("viewer").get("/incidents/1/").content.decode()
+    section = html.split('id="notifications"')[1].split("</section>")[0]
+    assert "oncall@hospital.test" in section and "https://pager.test/hook" in section
+    assert "SMTP 550 mailbox unavailable" in section and 'data-status="dead"' in section
+    assert "Failed for good" in section and f'id="notification-{sent.pk}"' in section
+    assert "SECRET-BODY-TEXT" not in html
+
+
+def test_a_drill_from_the_page_is_labelled_everywhere_and_stats_leave_it_out(page, make_incident):
+    real = make_incident(1)
+    real.acknowledged_at = real.triggered_at + timedelta(hours=3)
+    real.status = "acknowledged"
+    real.save()
+    version = make_incident.version
+    assert page("data_engineer").get("/incidents/drills/new/").status_code == 403
+    assert 'id="start-drill"' not in page("data_engineer").get("/incidents/").content.decode()
+    commander = page("incident_commander")
+    assert 'id="start-drill"' in commander.get("/incidents/?tab=all").content.decode()
+    assert commander.get("/incidents/drills/new/").status_code == 200
+
+    refused = commander.post("/incidents/drills/new/", {"version": version.pk,
+                             "slice_key": "all", "metric": "nope", "band": "red",
+                             "scenario": "x"})  # fmt: skip
+    assert "Unknown metric" in refused.context["form"].errors["metric"][0]
+    started = commander.post("/incidents/drills/new/", {"version": version.pk,
+                             "slice_key": "all", "metric": "auc", "band": "red",
+                             "scenario": "AUC collapses"}, follow=True)  # fmt: skip
+    drill = started.context["incident"]
+    assert drill.is_drill and any("DRILL" in m for m in _messages(started))
+    assert 'id="drill-note"' in started.content.decode()
+    queue = commander.get("/incidents/?tab=all").content.decode()
+    row = queue.split(f'id="incident-{drill.number}"')[1].split("</tr>")[0]
+    assert "DRILL" in row and "DRILL" not in queue.split('id="incident-1"')[1].split("</tr>")[0]
+    alerts = page("viewer").get("/incidents/alerts/").content.decode()
+    assert f"DRILL INC-{drill.number}" in alerts
+
+    stats = page("viewer").get("/incidents/stats/")
+    assert stats.status_code == 200
+    (row,) = stats.context["rows"]
+    assert row["incidents"] == 1 and row["acknowledge"]["median_hours"] == 3.0
+    assert f'id="stats-{version.model.slug}-SEV2"' in stats.content.decode()
+    assert page("viewer").get("/incidents/stats/?model=other").context["rows"] == []
