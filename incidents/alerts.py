@@ -24,7 +24,7 @@ from django.utils import timezone
 from governance.audit.services import record
 from incidents import routing
 from incidents.models import Alert, AlertOccurrence, AlertStatus, Suppression
-from monitoring.models import MetricResult
+from monitoring.models import MetricResult, MonitorPolicy
 from monitoring.thresholds import METRICS
 from registry.models import ModelVersion
 
@@ -50,7 +50,7 @@ class Processed:
     suppressed: int = 0
 
 
-def _sustained(result: MetricResult) -> bool:
+def _sustained(result: MetricResult, k: int) -> bool:
     earlier = list(
         MetricResult.objects.filter(
             version_id=result.version_id,
@@ -60,14 +60,12 @@ def _sustained(result: MetricResult) -> bool:
             window_end__lt=result.window_end,
         )
         .order_by("-window_end")
-        .values_list("band", flat=True)[: SUSTAINED_K - 1]
+        .values_list("band", flat=True)[: k - 1]
     )
-    return len(earlier) == SUSTAINED_K - 1 and all(
-        b in ("yellow", "orange", "red") for b in earlier
-    )
+    return len(earlier) == k - 1 and all(b in ("yellow", "orange", "red") for b in earlier)
 
 
-def _why(result: MetricResult) -> str | None:
+def _why(result: MetricResult, k: int = SUSTAINED_K) -> str | None:
     """Why this result pages someone, or None."""
     if result.band in ("green", "insufficient"):
         return None
@@ -75,7 +73,7 @@ def _why(result: MetricResult) -> str | None:
         return "sequential"
     if result.clears_threshold:
         return "confident"
-    if _sustained(result):
+    if _sustained(result, k):
         return "sustained"
     return None
 
@@ -96,7 +94,7 @@ def _number(value: float | None) -> str:
     return f"{value:.3g}"
 
 
-def payload(result: MetricResult, why: str) -> dict[str, Any]:
+def payload(result: MetricResult, why: str, k: int = SUSTAINED_K) -> dict[str, Any]:
     """What changed, by how much, for whom, how sure, what to do: aggregates only."""
     spec = METRICS[result.metric.partition(":")[0]]
     feature = result.metric.partition(":")[2]
@@ -105,7 +103,7 @@ def payload(result: MetricResult, why: str) -> dict[str, Any]:
     confidence = {
         "confident": "The whole 95% interval lies beyond the green threshold: this is not "
         "chance at this sample size.",
-        "sustained": f"Worse than green for {SUSTAINED_K} consecutive evaluations, though the "
+        "sustained": f"Worse than green for {k} consecutive evaluations, though the "
         "interval of the latest one still reaches the green range.",
         "sequential": "A sequential chart over the daily results crossed its alarm limit.",
     }[why]
@@ -161,6 +159,8 @@ def process_results(*, version: ModelVersion, window_end: date) -> Processed:
 
     now = timezone.now()
     out = Processed()
+    policy = MonitorPolicy.objects.filter(model_id=version.model_id).first()
+    sustained_k = policy.sustained_windows if policy else SUSTAINED_K
     results = list(
         MetricResult.objects.filter(version=version, window_end=window_end)
         .select_related("model", "version", "site")
@@ -178,7 +178,7 @@ def process_results(*, version: ModelVersion, window_end: date) -> Processed:
         }
         touched = []
         for fp, rows in by_fp.items():
-            paging = [(r, why) for r in rows if (why := _why(r))]
+            paging = [(r, why) for r in rows if (why := _why(r, sustained_k))]
             alert = open_alerts.get(fp)
             if not paging:
                 if alert is not None and all(r.band in ("green", "insufficient") for r in rows):
@@ -189,10 +189,10 @@ def process_results(*, version: ModelVersion, window_end: date) -> Processed:
                 continue
             worst, why = max(paging, key=lambda p: routing.BAND_RANK[p[0].band])
             if alert is None:
-                alert = _raise(worst, why, fp, now)
+                alert = _raise(worst, why, fp, now, sustained_k)
                 out.raised.append(alert)
             else:
-                _update(alert, worst, why, now, out)
+                _update(alert, worst, why, now, out, sustained_k)
             for r, _ in paging:
                 AlertOccurrence.objects.get_or_create(
                     alert=alert,
@@ -208,7 +208,7 @@ def process_results(*, version: ModelVersion, window_end: date) -> Processed:
     return out
 
 
-def _raise(result: MetricResult, why: str, fp: str, now: Any) -> Alert:
+def _raise(result: MetricResult, why: str, fp: str, now: Any, k: int = SUSTAINED_K) -> Alert:
     alert = Alert(
         model_id=result.model_id,
         version_id=result.version_id,
@@ -220,7 +220,7 @@ def _raise(result: MetricResult, why: str, fp: str, now: Any) -> Alert:
         band=result.band,
         worst_band=result.band,
         reason=why,
-        payload=payload(result, why),
+        payload=payload(result, why, k),
         routed_role=routing.responsible(result.layer),
         first_seen_at=now,
         last_seen_at=now,
@@ -237,14 +237,26 @@ def _raise(result: MetricResult, why: str, fp: str, now: Any) -> Alert:
     return alert
 
 
-def _update(alert: Alert, result: MetricResult, why: str, now: Any, out: Processed) -> None:
+def _update(
+    alert: Alert, result: MetricResult, why: str, now: Any, out: Processed, k: int = SUSTAINED_K
+) -> None:
     worse = routing.BAND_RANK[result.band] > routing.BAND_RANK[alert.worst_band]
     alert.band, alert.reason, alert.last_seen_at = result.band, why, now
-    alert.payload, alert.green_since = payload(result, why), None
+    alert.payload, alert.green_since = payload(result, why, k), None
     alert.version_id = result.version_id
     if worse:
+        from incidents.notify import notify_role
+
         alert.worst_band = result.band
         out.escalated.append(alert)
+        notify_role(
+            role=alert.routed_role,
+            subject=f"[Vigil] Alert worse: {alert.payload['metric_label']} now {result.band}",
+            body=alert.payload,
+            alert=alert,
+            incident=alert.incident,
+            is_drill=alert.is_drill,
+        )
         record(
             actor=None,
             action="alert.escalated",

@@ -252,7 +252,6 @@ class ReviewCase(models.Model):
         return None if self.decided_at is None else self.decided_at - self.opened_at
 
 
-
 # --- The monitoring engine: reference and daily profiles, policies, metric results ------------
 # Profiles hold aggregates only (histogram counts and sums on the reference's bins, rates, score
 # histograms split by label), never a patient's row: they add when a window merges them, and
@@ -364,6 +363,9 @@ class MonitorPolicy(models.Model):
     thresholds = models.JSONField(default=dict, blank=True)
     min_samples = models.JSONField(default=dict, blank=True)
     launch_days = models.PositiveIntegerField(default=90)
+    sustained_windows = models.PositiveSmallIntegerField(
+        default=3, help_text="consecutive evaluations worse than green that page (k)"
+    )
     reason = models.CharField(max_length=300)
     updated_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"

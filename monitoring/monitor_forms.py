@@ -49,6 +49,11 @@ class MonitorPolicyForm(forms.Form):
         help_text="Thresholds are tightened for this many days after a deployment starts at a "
         "site (0–730).",
     )
+    sustained_windows = forms.IntegerField(
+        label="Sustained after (evaluations)",
+        help_text="A result worse than green this many evaluations in a row raises an alert even "
+        "when its interval still reaches green (1–30).",
+    )
     reason = forms.CharField(
         label="Reason for the change",
         max_length=300,
@@ -62,6 +67,7 @@ class MonitorPolicyForm(forms.Form):
         initial = {
             "windows": ", ".join(str(w) for w in (policy.windows if policy else DEFAULT_WINDOWS)),
             "launch_days": policy.launch_days if policy else 90,
+            "sustained_windows": policy.sustained_windows if policy else 3,
         }
         for spec in METRICS.values():
             for band in BAND_NAMES:

@@ -85,6 +85,7 @@ def as_dict(model: ClinicalModel, policy: MonitorPolicy | None) -> dict[str, Any
         "is_default": policy is None,
         "windows": list(policy.windows) if policy else list(DEFAULT_WINDOWS),
         "launch_days": policy.launch_days if policy else 90,
+        "sustained_windows": policy.sustained_windows if policy else 3,
         "thresholds": (policy.thresholds if policy else {}) or {},
         "min_samples": (policy.min_samples if policy else {}) or {},
         "reason": policy.reason if policy else "",
@@ -102,6 +103,7 @@ def monitor_policy_save(
     min_samples: Mapping[str, Any],
     launch_days: Any,
     reason: str,
+    sustained_windows: Any = 3,
 ) -> MonitorPolicy:
     """Put a whole policy in force for ``model`` (the previous one stays in its history)."""
     require_perms(actor, "monitoring.change_monitorpolicy")
@@ -112,6 +114,12 @@ def monitor_policy_save(
         or not (0 <= launch_days <= 730)
     ):
         errors["launch_days"] = "Give the launch period in days (0–730)."
+    if (
+        not isinstance(sustained_windows, int)
+        or isinstance(sustained_windows, bool)
+        or not 1 <= sustained_windows <= 30
+    ):
+        errors["sustained_windows"] = "Give how many consecutive evaluations page (1–30)."
     if not (reason or "").strip():
         errors["reason"] = "Say why the policy changes (kept in its history)."
     if errors:
@@ -125,6 +133,7 @@ def monitor_policy_save(
         policy.thresholds = {k: dict(v) for k, v in thresholds.items()}
         policy.min_samples = dict(min_samples)
         policy.launch_days = launch_days
+        policy.sustained_windows = sustained_windows
         policy.reason = reason.strip()[:300]
         policy.updated_by = actor
         policy.updated_at = timezone.now()
@@ -134,7 +143,7 @@ def monitor_policy_save(
         after = as_dict(model, policy)
         changed = sorted(
             k
-            for k in ("windows", "launch_days", "thresholds", "min_samples")
+            for k in ("windows", "launch_days", "sustained_windows", "thresholds", "min_samples")
             if before[k] != after[k]
         )
         record(

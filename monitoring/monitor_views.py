@@ -230,6 +230,7 @@ def policy_edit(request: HttpRequest, slug: str) -> HttpResponse:
                 thresholds=thresholds,
                 min_samples=min_samples,
                 launch_days=form.cleaned_data["launch_days"],
+                sustained_windows=form.cleaned_data["sustained_windows"],
                 reason=form.cleaned_data["reason"],
             )
         except ValidationError as exc:

@@ -66,6 +66,9 @@ class MonitorPolicySerializer(serializers.Serializer):  # type: ignore[type-arg]
 
     windows = serializers.ListField(child=serializers.IntegerField(), allow_empty=False)
     launch_days = serializers.IntegerField(default=90)
+    sustained_windows = serializers.IntegerField(
+        default=3, help_text="consecutive evaluations worse than green that raise an alert"
+    )
     thresholds = serializers.DictField(
         child=serializers.DictField(child=serializers.FloatField()), required=False, default=dict
     )

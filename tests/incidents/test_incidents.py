@@ -218,3 +218,68 @@ def test_red_on_a_high_tier_model_freezes_it_and_the_gate_defers(monitored, days
                       password=PASSWORD)  # fmt: skip
     assert not Deployment.objects.get(pk=south.pk).frozen
     assert incident.timeline.filter(kind="unfreeze").exists()
+
+
+def _result(version, end, band, *, clears=False, value=0.1):
+    return MetricResult.objects.create(
+        model=version.model, version=version, site=None, slice_key="sex=F", layer="outcome",
+        metric="outcome_rate", window_days=7, window_start=end - timedelta(days=6),
+        window_end=end, value=value, low=0.0, high=0.2, n=300, baseline=0.05, band=band,
+        clears_threshold=clears, thresholds={"yellow": 0.03, "orange": 0.05, "red": 0.08},
+        details={"deviation": [value - 0.05, -0.05, 0.15], "min_n": 100},
+    )  # fmt: skip
+
+
+def test_a_result_worse_than_green_for_k_evaluations_in_a_row_is_sustained(
+    monitored, days_ago, user_for
+):
+    """Not confident on any day (its interval reaches green), but yellow k days running: the
+    policy's k decides when that pages."""
+    from incidents.alerts import process_results
+
+    user_for("quality_safety")
+    version = monitored.version
+    MonitorPolicy.objects.create(model=version.model, windows=[7], sustained_windows=2,
+                                 reason="t", updated_by=monitored.gate.engineer)  # fmt: skip
+    _result(version, days_ago(1), "yellow")
+    _result(version, days_ago(0), "yellow")
+    process_results(version=version, window_end=days_ago(0))
+    alert = Alert.objects.get(metric="outcome_rate")
+    assert alert.reason == "sustained" and alert.routed_role == "quality_safety"
+    assert "2 consecutive evaluations" in alert.payload["confidence"]
+    assert not Incident.objects.exists()  # yellow stays on the watch list
+
+    # It worsens to orange: the alert escalates (notified) and now has an incident.
+    MetricResult.objects.filter(window_end=days_ago(0)).delete()
+    _result(version, days_ago(0), "orange", clears=True, value=0.11)
+    process_results(version=version, window_end=days_ago(0))
+    alert.refresh_from_db()
+    assert alert.worst_band == "orange" and alert.incident is not None
+    assert Notification.objects.filter(alert=alert, subject__contains="Alert worse").exists()
+
+    # One green evaluation: an orange alert is only suggested for resolution, never closed.
+    MetricResult.objects.filter(window_end=days_ago(0)).delete()
+    _result(version, days_ago(0), "green", value=0.05)
+    process_results(version=version, window_end=days_ago(0))
+    alert.refresh_from_db()
+    assert alert.status == "open" and alert.green_since == days_ago(0)
+    assert AuditEvent.objects.filter(action="alert.back_to_green").exists()
+
+
+def test_no_alert_or_notification_carries_a_case_key_or_an_input_value(
+    monitored, days_ago, user_for
+):
+    from monitoring.models import PredictionEvent
+
+    user_for("data_engineer")
+    _week(monitored, days_ago, tier="high")
+    run_now(actor=None, window_end=days_ago(0))
+    hashes = set(PredictionEvent.objects.values_list("case_key_hash", flat=True)[:2000])
+    texts = [str(a.payload) for a in Alert.objects.all()]
+    texts += [f"{n.subject} {n.body}" for n in Notification.objects.all()]
+    assert texts and Notification.objects.exists()
+    for text in texts:
+        assert "case-" not in text and not any(h in text for h in hashes)
+        assert "heart_rate" not in text or "Missing rate" in text
+    for alert in Alert.objects.all():
+        check_aggregate_only(alert.payload)
