@@ -9,9 +9,10 @@ from typing import Any
 
 from django.db.models import Q, QuerySet
 from django.utils import timezone
+from django.utils.safestring import SafeString, mark_safe
 
 from accounts.permissions import has_perms
-from incidents import services
+from incidents import charts, services
 from incidents.models import (
     Alert,
     Incident,
@@ -20,6 +21,7 @@ from incidents.models import (
     Runbook,
     RunbookCheck,
 )
+from monitoring.models import MetricResult
 from registry.models import Deployment
 
 S = IncidentStatus
@@ -179,4 +181,60 @@ def incident_notifications(incident: Incident) -> QuerySet[Notification]:
     """The messages sent (or still trying) for an incident, newest first; bodies left out."""
     return incident.notifications.only("pk", "incident_id", *NOTIFICATION_FIELDS).order_by(
         "-created_at", "-pk"
+    )
+
+
+#: The window length of an alert with no occurrence recorded yet.
+DEFAULT_WINDOW_DAYS = 30
+
+
+def alert_series(alert: Alert, limit: int = 12) -> list[charts.ChartPoint]:
+    """The alert's metric over time, oldest first: the last ``limit`` results for its version,
+    slice and metric, at the window length of its latest occurrence (30 days without one)."""
+    latest = alert.occurrences.order_by("-window_end", "-window_days", "-pk").first()
+    window_days = latest.window_days if latest else DEFAULT_WINDOW_DAYS
+    rows = (
+        MetricResult.objects.filter(
+            version_id=alert.version_id,
+            slice_key=alert.slice_key,
+            metric=alert.metric,
+            window_days=window_days,
+        )
+        .order_by("-window_end")
+        .values("window_end", "value", "low", "high", "baseline", "band")[:limit]
+    )
+    return [
+        charts.ChartPoint(
+            label=r["window_end"].isoformat(),
+            value=r["value"],
+            low=r["low"],
+            high=r["high"],
+            baseline=r["baseline"],
+            band=r["band"],
+        )  # fmt: skip
+        for r in reversed(list(rows))
+    ]
+
+
+@dataclass(frozen=True)
+class AlertChart:
+    svg: SafeString
+    label: str
+    last: charts.ChartPoint | None
+    last_text: str
+    count: int
+
+
+def alert_chart(alert: Alert, limit: int = 12) -> AlertChart:
+    """The alert's series drawn as an SVG; the markup is built (and escaped) by ``charts``."""
+    points = alert_series(alert, limit=limit)
+    payload = alert.payload if isinstance(alert.payload, dict) else {}
+    title = f"{payload.get('metric_label') or alert.metric} · {alert.slice_key}"
+    last = charts.last_value(points)
+    return AlertChart(
+        svg=mark_safe(charts.render_svg(points, title=title)),  # noqa: S308 - escaped in charts
+        label=charts.describe(points, title=title),
+        last=last,
+        last_text=charts.format_value(last.value) if last else "—",
+        count=len(points),
     )

@@ -115,10 +115,12 @@ def detail(request: HttpRequest, number: int) -> HttpResponse:
     user = request.user
     deployments = selectors.live_deployments(incident)
     actions = selectors.allowed_actions(user, incident)
+    alerts = list(incident.alerts.select_related("site", "version").order_by("-worst_band", "pk"))
     context = {
         "incident": incident,
         "overdue": selectors.is_overdue(incident),
-        "alerts": incident.alerts.select_related("site", "version").order_by("-worst_band", "pk"),
+        "alerts": alerts,
+        "alert_charts": [(a, selectors.alert_chart(a)) for a in alerts],
         "book": book,
         "steps": steps,
         "timeline": incident.timeline.select_related("actor"),

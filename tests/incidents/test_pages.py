@@ -262,3 +262,49 @@ def test_a_drill_from_the_page_is_labelled_everywhere_and_stats_leave_it_out(pag
     assert row["incidents"] == 1 and row["acknowledge"]["median_hours"] == 3.0
     assert f'id="stats-{version.model.slug}-SEV2"' in stats.content.decode()
     assert page("viewer").get("/incidents/stats/?model=other").context["rows"] == []
+
+
+def test_the_work_page_charts_each_alert_from_its_results(page, make_incident):
+    from datetime import date
+
+    from incidents.models import AlertOccurrence
+    from monitoring.models import MetricResult
+
+    incident = make_incident(1)
+    alert = Alert.objects.get()
+    for n, slice_key in enumerate(["site=NORTH/age=65+", "site=NORTH/sex=F"]):
+        Alert.objects.create(
+            model=alert.model, version=alert.version, site=alert.site, slice_key=slice_key,
+            metric=alert.metric, layer=alert.layer, fingerprint=f"chart{n}", band="orange",
+            worst_band="orange", reason="confident", routed_role=alert.routed_role,
+            payload={"summary": "x"}, incident=incident,
+        )  # fmt: skip
+    alert, other, empty = Alert.objects.order_by("pk")
+    AlertOccurrence.objects.create(alert=alert, window_end=date(2024, 3, 3), window_days=7,
+                                   band="red", value=0.3, n=100, confident=True)  # fmt: skip
+
+    def result(a, day, value, band, window_days):
+        MetricResult.objects.create(
+            model=a.model, version=a.version, site=a.site, slice_key=a.slice_key,
+            layer="data_quality", metric=a.metric, window_days=window_days,
+            window_start=date(2024, 3, day - 1), window_end=date(2024, 3, day), value=value,
+            low=value - 0.02, high=value + 0.02, n=100, baseline=0.05, band=band,
+        )  # fmt: skip
+
+    result(alert, 2, 0.1, "yellow", 7)
+    result(alert, 3, 0.3, "red", 7)
+    result(alert, 3, 0.9, "green", 30)  # another window length: not this alert's chart
+    result(other, 3, 0.2, "orange", 30)  # no occurrence: 30-day windows
+
+    html = page("viewer").get("/incidents/1/").content.decode()
+    sections = {a.pk: html.split(f'id="alert-{a.pk}"')[1].split("</article>")[0]
+                for a in (alert, other, empty)}  # fmt: skip
+    first = sections[alert.pk]
+    assert first.count("<svg") == 1 and first.count("<circle") == 2
+    assert 'aria-label="missing_rate:lactate · site=NORTH over the last 2 windows' in first
+    assert "#c0392b" in first and "#f2c037" in first and "#2e7d32" not in first
+    assert "Last value <strong>0.3</strong>" in first and "metric-link" in first
+    second = sections[other.pk]
+    assert second.count("<svg") == 1 and "#e67e22" in second
+    assert "Last value <strong>0.2</strong>" in second
+    assert "<svg" not in sections[empty.pk] and "No results recorded" in sections[empty.pk]
