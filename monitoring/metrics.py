@@ -150,7 +150,9 @@ def staleness(
     from datetime import datetime
 
     window_minutes = max(as_of_epoch - window_start_epoch, 60.0) / 60
-    mean_gap = window_minutes / max(events, 1)
+    # A slice with no events at all in the window is judged on the feed's cadence alone: its
+    # silence is the finding, not a reason to expect nothing.
+    mean_gap = window_minutes / events if events else 0.0
     newest: dict[str, float] = {}
     cadence: dict[str, float] = {}
     for feature, (feed, minutes) in feeds.items():

@@ -88,7 +88,7 @@ class MonitorPolicyForm(forms.Form):
                 )
             self.fields[field_name(spec.name, "min_n")] = forms.IntegerField(
                 label=f"{spec.label}: minimum n",
-                min_value=1,
+                min_value=0,
                 widget=forms.NumberInput(attrs={"aria-label": f"{spec.label}: minimum n"}),
                 error_messages={"required": "Give the minimum sample."},
             )

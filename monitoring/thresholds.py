@@ -85,7 +85,7 @@ METRICS: dict[str, MetricSpec] = {
               "Local policy: any input outside the spec is a schema change to investigate.",
               "share"),
         _spec("staleness", "data_quality", "Feed silence (× expected interval)", "up", 0.0,
-              12.0, 24.0, 48.0, 1, "events",
+              12.0, 24.0, 48.0, 0, "events",  # no minimum: silence is the finding
               "Local policy: silence in multiples of the interval a value is expected at (the "
               "feed's cadence or the site's mean gap between predictions, the longer).",
               "× interval", per_feature=True),
@@ -232,8 +232,10 @@ def policy_errors(
         if metric not in METRICS:
             errors["min_samples"] = f"Unknown metric {metric!r}."
             break
-        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-            errors["min_samples"] = f"{metric}: the minimum sample must be a whole number ≥ 1."
+        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+            errors["min_samples"] = (
+                f"{metric}: the minimum sample must be a whole number ≥ 0 (0: no minimum)."
+            )
             break
     if (
         not isinstance(windows, list)

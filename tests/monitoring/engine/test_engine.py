@@ -329,3 +329,36 @@ def test_a_late_prediction_marks_its_built_day_for_rebuild(monitored, days_ago):
     assert StaleDay.objects.get(version=monitored.version, day=day).reason == "late prediction"
     build_day(actor=None, version=monitored.version, day=day)
     assert DailyProfile.objects.get(day=day, slice_key="all").n_events == 25
+
+
+def test_a_site_gone_quiet_is_a_data_quality_result_of_its_own(monitored, days_ago):
+    """NORTH sends all week; SOUTH sent on the first two days and then nothing. Its feed is
+    stale; NORTH's is not."""
+    from registry.models import DataFeed, FeatureSpec
+    from tests.factories import UserFactory
+
+    feed = DataFeed.objects.create(slug="ehr-vitals", name="Vitals", source_system="ehr_vitals",
+                                   expected_cadence_minutes=15, owner=UserFactory())  # fmt: skip
+    for spec in FeatureSpec.objects.filter(version=monitored.version, name="heart_rate"):
+        spec.feed = feed
+        spec.save()
+    monitored.upload_reference(n=400)
+    for back in range(1, 8):
+        monitored.send(rows(60, seed=1100 + back), day=days_ago(back), site="NORTH")
+    for back in (6, 7):
+        monitored.send(rows(60, seed=1200 + back), day=days_ago(back), site="SOUTH")
+    run_now(actor=None, window_end=days_ago(1))
+    results = _results()
+    south = results[("site=SOUTH", "staleness:ehr-vitals")]
+    assert south.band == "red" and south.details["silent_hours"] > 100
+    assert results[("site=NORTH", "staleness:ehr-vitals")].band == "green"
+
+    # A site with no event at all in the window is stale too (not "nothing expected").
+    MonitorPolicy.objects.create(
+        model=monitored.version.model, windows=[3], reason="t", updated_by=monitored.gate.engineer
+    )
+    evaluate(actor=None, version=monitored.version, window_end=days_ago(1), site=monitored.south)
+    quiet = MetricResult.objects.get(
+        slice_key="site=SOUTH", metric="staleness:ehr-vitals", window_days=3
+    )
+    assert quiet.n == 0 and quiet.band == "red"

@@ -338,7 +338,7 @@ def test_invalid_policy_input_is_refused_with_messages_on_the_fields(monitored, 
 
     response = engineer.post(
         url,
-        _policy_post(form, windows="7, week", psi__yellow="0.4", auc__min_n="0", reason=""),
+        _policy_post(form, windows="7, week", psi__yellow="0.4", auc__min_n="-1", reason=""),
     )
 
     assert response.status_code == 200
@@ -349,7 +349,7 @@ def test_invalid_policy_input_is_refused_with_messages_on_the_fields(monitored, 
     psi_row = re.search(r'<tr id="row-psi">(.*?)</tr>', html, re.S)[1]
     assert "Need yellow ≤ orange ≤ red." in psi_row
     auc_row = re.search(r'<tr id="row-auc">(.*?)</tr>', html, re.S)[1]
-    assert "greater than or equal to 1" in auc_row
+    assert "greater than or equal to 0" in auc_row
     # A window the service refuses comes back on its field too.
     response = engineer.post(url, _policy_post(form, windows="7, 400", reason="x"))
     assert "List one or more distinct window lengths in days (1–365)." in response.content.decode()
