@@ -94,6 +94,22 @@ def _number(value: float | None) -> str:
     return f"{value:.3g}"
 
 
+def recommended_response(layer: str, metric: str) -> str:
+    """The response the alert type's runbook prescribes (its steps in order), with the layer's
+    one-line advice when no runbook applies."""
+    from incidents.models import Runbook
+
+    base = metric.partition(":")[0]
+    book = (
+        Runbook.objects.filter(layer=layer, metric=base).first()
+        or Runbook.objects.filter(layer=layer, metric="").first()
+    )
+    if book is None:
+        return routing.RESPONSE.get(layer, "")
+    steps = "; ".join(f"{i}. {step['title']}" for i, step in enumerate(book.steps, start=1))
+    return f"{routing.RESPONSE.get(layer, '')} Runbook “{book.title}”: {steps}.".strip()
+
+
 def payload(result: MetricResult, why: str, k: int = SUSTAINED_K) -> dict[str, Any]:
     """What changed, by how much, for whom, how sure, what to do: aggregates only."""
     spec = METRICS[result.metric.partition(":")[0]]
@@ -137,7 +153,7 @@ def payload(result: MetricResult, why: str, k: int = SUSTAINED_K) -> dict[str, A
         "confidence": confidence,
         "clinical_impact": routing.CLINICAL_IMPACT.get(result.layer, ""),
         "intended_use": result.model.intended_use[:300],
-        "recommended_response": routing.RESPONSE.get(result.layer, ""),
+        "recommended_response": recommended_response(result.layer, result.metric),
         "links": {
             "dashboard": f"/monitoring/{slug}/",
             "metric": f"/monitoring/{slug}/metric/{result.metric}/?slice={result.slice_key}"

@@ -51,7 +51,10 @@ def test_a_confident_problem_raises_one_alert_routed_to_its_owner_and_one_incide
     assert south.routed_role == "data_engineer"
     payload = south.payload
     assert payload["slice_words"] == "site SOUTH" and payload["n"] == 660
-    assert "Missing rate" in payload["summary"] and payload["recommended_response"]
+    assert "Missing rate" in payload["summary"]
+    # The response comes from the alert type's runbook (the seeded data-quality one).
+    assert "Runbook “Data quality" in payload["recommended_response"]
+    assert "1. Validate the signal" in payload["recommended_response"]
     check_aggregate_only(payload)  # no case key, no feature value
     assert "case" not in str(payload).lower().replace("cases", "")
     # The same problem seen in the whole deployment and the cohorts joins SOUTH's incident.
