@@ -79,7 +79,11 @@ def _why(result: MetricResult, k: int = SUSTAINED_K) -> str | None:
 
 
 def _slice_words(result: MetricResult) -> str:
-    key = result.slice_key
+    return slice_words(result.slice_key)
+
+
+def slice_words(key: str) -> str:
+    """A slice key in plain words: "site SOUTH", "patients with age band 80+"."""
     if key == "all":
         return "the whole deployment"
     if key.startswith("site="):

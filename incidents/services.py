@@ -21,6 +21,7 @@ from django.utils import timezone
 from accounts.permissions import require_perms
 from governance.audit.services import record
 from incidents import routing
+from incidents.alerts import slice_words
 from incidents.models import Alert, Incident, IncidentStatus, Runbook, RunbookCheck, TimelineEntry
 from monitoring.models import PredictionEvent
 from registry.models import Deployment, ModelVersion
@@ -171,7 +172,7 @@ def _open(
         model=model,
         site=site.site if root.startswith("site=") and site else None,
         slice_key=root,
-        title=f"{alert.payload['metric_label']} — {alert.payload['slice_words']}",
+        title=f"{alert.payload['metric_label']} — {slice_words(root)}",
         severity=sev,
         band=alert.worst_band,
         layer=alert.layer,
@@ -215,12 +216,14 @@ def _maybe_upgrade(incident: Incident, alert: Alert, result: Any) -> None:
 
 def auto_freeze(incident: Incident, alert: Alert) -> list[Deployment]:
     """By policy a red result on a high or critical tier model freezes its deployment at once:
-    at the site for a site's alert, at every site of the version otherwise."""
+    at the incident's site when its root is a site, at every site of the version otherwise."""
     live = Deployment.objects.filter(
         version_id=alert.version_id, ended_at__isnull=True, frozen=False
     )
-    if alert.site_id is not None:
-        live = live.filter(site_id=alert.site_id)
+    # The incident's root decides the scope: its site, or every site for a cohort's or the whole
+    # deployment's problem (a cohort alert that only echoes one site's problem stops that site).
+    if incident.slice_key.startswith("site="):
+        live = live.filter(site__code=incident.slice_key.partition("=")[2])
     frozen = []
     for deployment in live.select_related("site"):
         reason = f"auto: red {alert.metric} for {alert.slice_key} (INC-{incident.number})"

@@ -205,6 +205,9 @@ def test_red_on_a_high_tier_model_freezes_it_and_the_gate_defers(monitored, days
     assert incident.severity == "SEV1"
     south = Deployment.objects.get(site__code="SOUTH", ended_at__isnull=True)
     assert south.frozen
+    # The whole deployment's and the cohorts' echoes of SOUTH's problem stop SOUTH only.
+    assert not Deployment.objects.get(site__code="NORTH", ended_at__isnull=True).frozen
+    assert incident.title.endswith("— site SOUTH")
     assert incident.timeline.filter(kind="freeze").exists()
     answer = monitored.gate.post(site="SOUTH").json()
     assert answer["action"] == "defer"
