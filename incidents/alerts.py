@@ -78,10 +78,6 @@ def _why(result: MetricResult, k: int = SUSTAINED_K) -> str | None:
     return None
 
 
-def _slice_words(result: MetricResult) -> str:
-    return slice_words(result.slice_key)
-
-
 def slice_words(key: str) -> str:
     """A slice key in plain words: "site SOUTH", "patients with age band 80+"."""
     if key == "all":
@@ -137,7 +133,7 @@ def payload(result: MetricResult, why: str, k: int = SUSTAINED_K) -> dict[str, A
         "metric_label": label,
         "layer": result.layer,
         "slice": result.slice_key,
-        "slice_words": _slice_words(result),
+        "slice_words": slice_words(result.slice_key),
         "window": {
             "days": result.window_days,
             "start": result.window_start.isoformat(),
@@ -150,7 +146,7 @@ def payload(result: MetricResult, why: str, k: int = SUSTAINED_K) -> dict[str, A
         "thresholds": result.thresholds,
         "n": result.n,
         "summary": (
-            f"{label} for {_slice_words(result)} is {_number(result.value)} "
+            f"{label} for {slice_words(result.slice_key)} is {_number(result.value)} "
             f"(95% interval {_number(result.low)} to {_number(result.high)}, n = {result.n}) "
             f"against a baseline of {_number(result.baseline)}: {result.band}."
         ),

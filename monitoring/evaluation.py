@@ -28,6 +28,7 @@ from accounts.permissions import require_perms
 from governance.audit.services import record
 from monitoring import metrics as metric_fns
 from monitoring import profile_data
+from monitoring.metrics import finite_or_none
 from monitoring.models import (
     BAND_RANK,
     Band,
@@ -315,9 +316,9 @@ def _result(
         **details_extra,
     }
     if m.deviation is not None:
-        details["deviation"] = [_json(v) for v in m.deviation]
+        details["deviation"] = [finite_or_none(v) for v in m.deviation]
     if m.deviation is not None:
-        details["p_value_no_change"] = _json(_p_no_change(m))
+        details["p_value_no_change"] = finite_or_none(_p_no_change(m))
         details["tests"] = tests
     return MetricResult(
         model_id=version.model_id,
@@ -329,11 +330,11 @@ def _result(
         window_days=window,
         window_start=start,
         window_end=end,
-        value=_json(est.value),
-        low=_json(est.low),
-        high=_json(est.high),
+        value=finite_or_none(est.value),
+        low=finite_or_none(est.low),
+        high=finite_or_none(est.high),
         n=n,
-        baseline=_json(m.baseline),
+        baseline=finite_or_none(m.baseline),
         band=band,
         clears_threshold=clears,
         thresholds=bands,
@@ -352,10 +353,6 @@ def _p_no_change(m: metric_fns.Measured) -> float:
         return 1.0
     se = (dev - low) / Z95
     return 0.0 if se <= 0 else float(2 * norm.sf(dev / se))
-
-
-def _json(value: float | None) -> float | None:
-    return value if value is not None and math.isfinite(value) else None
 
 
 def versions_to_evaluate(window_end: date, *, model_slug: str | None = None) -> list[ModelVersion]:

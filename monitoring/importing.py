@@ -274,7 +274,7 @@ def layout_for(
 # --- One row to one prediction ---------------------------------------------------------------
 
 
-def _is_missing(value: Any) -> bool:
+def is_missing(value: Any) -> bool:
     if value is None:
         return True
     if isinstance(value, str):
@@ -332,11 +332,11 @@ def raw_prediction(row: Row, layout: Layout, *, model: str, site: str) -> dict[s
     cells = row.cells
     raw: dict[str, Any] = {"model": model, "site": site}
     for name in ("occurred_at", "case_key", "score", "confidence", "version"):
-        if name in cells and not _is_missing(cells[name]):
+        if name in cells and not is_missing(cells[name]):
             value = cells[name]
             raw[name] = value.strip() if isinstance(value, str) else value
     event_id = cells.get("event_id")
-    if _is_missing(event_id):
+    if is_missing(event_id):
         raw["event_id"] = str(
             derived_event_id(
                 model=model,
@@ -348,20 +348,20 @@ def raw_prediction(row: Row, layout: Layout, *, model: str, site: str) -> dict[s
     else:
         raw["event_id"] = event_id.strip() if isinstance(event_id, str) else event_id
     top_factors = cells.get("top_factors")
-    if not _is_missing(top_factors):
+    if not is_missing(top_factors):
         raw["top_factors"] = _json_or_text(top_factors)
     features: dict[str, Any] = {}
     for name, dtype in layout.features.items():
-        if not _is_missing(cells.get(name)):
+        if not is_missing(cells.get(name)):
             features[name] = parse_value(cells[name], dtype)
     for name in layout.unexpected:
-        if not _is_missing(cells.get(name)):
+        if not is_missing(cells.get(name)):
             features[name] = parse_value(cells[name], None)
     raw["features"] = features
     raw["cohort"] = {
         name: cells[name].strip() if isinstance(cells[name], str) else cells[name]
         for name in layout.cohorts
-        if not _is_missing(cells.get(name))
+        if not is_missing(cells.get(name))
     }
     return raw
 

@@ -250,8 +250,13 @@ def score_drift(cur_h: ScoreHistogram, ref_h: ScoreHistogram) -> list[Measured]:
 # --- discrimination, calibration, performance before labels ----------------------------------
 
 
+def finite_or_none(value: float | None) -> float | None:
+    """A number JSON can hold: NaN and infinities (undefined) become ``None``."""
+    return value if value is not None and math.isfinite(value) else None
+
+
 def _value(est: Estimate) -> float | None:
-    return est.value if math.isfinite(est.value) else None
+    return finite_or_none(est.value)
 
 
 def performance(cur_h: ScoreHistogram, ref_h: ScoreHistogram) -> list[Measured]:
@@ -372,14 +377,10 @@ def _ratio(metric: str, k: int, n: int, k0: int, n0: int) -> Measured:
         1.0,
         k=k,
         rate=_value(rate),
-        rate_interval=[_none(rate.low), _none(rate.high)],
+        rate_interval=[finite_or_none(rate.low), finite_or_none(rate.high)],
         previous_rate=(k0 / n0) if n0 else None,
         previous_n=n0,
     )
-
-
-def _none(x: float) -> float | None:
-    return x if math.isfinite(x) else None
 
 
 def outcome_metrics(

@@ -257,10 +257,6 @@ def _category_codes(fb: FeatureBins, raw: Any) -> np.ndarray:
     return codes
 
 
-def _count(codes: np.ndarray, value: int) -> int:
-    return int(np.count_nonzero(codes == value))
-
-
 def profile_of(
     batch: Batch, bins: Sequence[FeatureBins], slices: Mapping[str, np.ndarray]
 ) -> dict[str, dict[str, Any]]:

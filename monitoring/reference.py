@@ -24,10 +24,11 @@ from django.db import transaction
 from accounts.permissions import require_perms
 from governance.audit.services import record
 from monitoring import profile_data
-from monitoring.importing import ImportProblem, open_source, parse_value
+from monitoring.importing import ImportProblem, is_missing, open_source, parse_value
 from monitoring.metrics import performance
 from monitoring.models import ReferenceProfile
 from monitoring.stats.binning import ScoreHistogram
+from monitoring.validation import is_number
 from registry.models import ModelVersion
 
 MIN_ROWS = 200
@@ -151,11 +152,11 @@ def _read_rows(
         values: dict[str, Any] = {}
         for f in features:
             raw = cells.get(f["name"])
-            if _blank(raw):
+            if is_missing(raw):
                 values[f["name"]] = None
                 continue
             value = parse_value(raw, f["dtype"])
-            if f["dtype"] == "numeric" and not _finite_number(value):
+            if f["dtype"] == "numeric" and not is_number(value):
                 tally.add(f"{f['name']}: not a number", n)
             elif f["dtype"] == "boolean" and not isinstance(value, bool):
                 tally.add(f"{f['name']}: not true/false", n)
@@ -163,12 +164,12 @@ def _read_rows(
                 tally.add(f"{f['name']}: {str(value)[:40]!r} is not a declared category", n)
             values[f["name"]] = value
         score = parse_value(cells.get("score"), "numeric")
-        if not _finite_number(score) or not 0 <= score <= 1:
+        if not is_number(score) or not 0 <= score <= 1:
             tally.add("score: missing or not a number in [0, 1]", n)
             score = math.nan
         label_raw = cells.get("label")
         label = math.nan
-        if not _blank(label_raw):
+        if not is_missing(label_raw):
             parsed = parse_value(label_raw, "numeric")
             if parsed in (0, 1) and not isinstance(parsed, bool):
                 label = float(parsed)
@@ -179,7 +180,7 @@ def _read_rows(
         cohort: dict[str, Any] = {}
         for column, declared in cohorts.items():
             raw = cells.get(column)
-            if _blank(raw):
+            if is_missing(raw):
                 continue
             text = str(raw).strip()
             if declared and text not in declared:
@@ -212,18 +213,6 @@ def _read_rows(
         sites=[s for s in sites if s] if has_site and all(sites) else None,
     )
     return batch, len(labelled)
-
-
-def _blank(value: Any) -> bool:
-    if value is None:
-        return True
-    if isinstance(value, str):
-        return not value.strip()
-    return isinstance(value, float) and math.isnan(value)
-
-
-def _finite_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def build_profile(

@@ -12,9 +12,10 @@ write ``is_missing`` to catch absence explicitly). Comparing a number with text 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
+
+from monitoring.validation import is_number
 
 ORDERED_OPS = {"lt", "le", "gt", "ge"}
 OPS = ORDERED_OPS | {"eq", "ne", "in", "not_in", "is_missing"}
@@ -63,16 +64,12 @@ def _check_comparison(
     if not isinstance(op, str) or op not in OPS:
         raise RuleError(f"{path}.op: one of {', '.join(sorted(OPS))}")
     value = condition.get("value")
-    if op in ORDERED_OPS and not _is_number(value):
+    if op in ORDERED_OPS and not is_number(value):
         raise RuleError(f"{path}.value: {op} compares with a number")
     if op in {"in", "not_in"} and (not isinstance(value, list) or not value):
         raise RuleError(f"{path}.value: {op} takes a non-empty list")
     if op in {"eq", "ne"} and not isinstance(value, str | int | float | bool):
         raise RuleError(f"{path}.value: {op} compares with text, a number or true/false")
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def holds(condition: Mapping[str, Any], features: Mapping[str, Any]) -> bool:
@@ -91,7 +88,7 @@ def holds(condition: Mapping[str, Any], features: Mapping[str, Any]) -> bool:
         return False
     actual, expected = features[name], condition.get("value")
     if op in ORDERED_OPS:
-        if not _is_number(actual):
+        if not is_number(actual):
             return False
         return {
             "lt": actual < expected,
@@ -109,7 +106,7 @@ def holds(condition: Mapping[str, Any], features: Mapping[str, Any]) -> bool:
 
 
 def _both_numbers_equal(a: Any, b: Any) -> bool:
-    return _is_number(a) and _is_number(b) and a == b
+    return is_number(a) and is_number(b) and a == b
 
 
 def _same(a: Any, b: Any) -> bool:

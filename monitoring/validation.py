@@ -35,14 +35,15 @@ class Problem:
         return {"code": self.code, "feature": self.feature, "text": self.text}
 
 
-def _is_number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
+    """A finite number, and not a boolean (which Python counts as an int)."""
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _check_value(rule: FeatureRule, value: Any) -> Problem | None:
     name = rule.name
     if rule.dtype == "numeric":
-        if not _is_number(value):
+        if not is_number(value):
             return Problem("wrong_type", name, f"{name} must be a finite number, got {value!r}")
         if rule.min_value is not None and value < rule.min_value:
             return Problem(

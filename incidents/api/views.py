@@ -127,11 +127,11 @@ class IncidentViewSet(
             s.IncidentDetailSerializer(incident, context=self.get_serializer_context()).data
         )
 
-    def _move(self, request: Request, to: str, **extra: Any) -> Response:
+    def _move(self, request: Request, to: str) -> Response:
         incident = self.get_object()
         data = validate_input(s.TransitionSerializer, request.data)
         moved = services.transition(
-            actor=request.user, incident=incident, to=to, reason=data["reason"], **extra
+            actor=request.user, incident=incident, to=to, reason=data["reason"]
         )
         return self._detail(moved)
 
