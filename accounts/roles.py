@@ -81,19 +81,51 @@ WORK_INCIDENTS = frozenset({"incidents.work_incident", "incidents.suppress_alert
 CLOSE_INCIDENTS = frozenset({"incidents.close_incident"})
 EDIT_RUNBOOKS = frozenset({"incidents.change_runbook"})
 
-VIEW_ALL = VIEW_REGISTRY | VIEW_POLICIES | VIEW_MONITORING | VIEW_INCIDENTS
+# Governance: everyone may read releases, the RACI, policies and reviews (no patient data).
+VIEW_GOVERNANCE = frozenset(
+    f"governance.view_{name}"
+    for name in (
+        "release",
+        "racimatrix",
+        "updatepolicy",
+        "recommendation",
+        "reviewschedule",
+        "reviewmeeting",
+        "actionitem",
+    )
+)
+PROPOSE_RELEASES = frozenset({"governance.add_release", "governance.change_release"})
+SIGN_RELEASES = frozenset({"governance.sign_release"})
+DEPLOY_RELEASES = frozenset({"governance.deploy_release"})
+EDIT_RACI = frozenset({"governance.change_racimatrix"})
+EDIT_UPDATE_POLICY = frozenset({"governance.change_updatepolicy"})
+RECOMMEND = frozenset({"governance.add_recommendation"})
+RUN_REVIEWS = frozenset(
+    {
+        "governance.change_reviewschedule",
+        "governance.add_reviewmeeting",
+        "governance.change_reviewmeeting",
+        "governance.change_actionitem",
+    }
+)
+
+VIEW_ALL = VIEW_REGISTRY | VIEW_POLICIES | VIEW_MONITORING | VIEW_INCIDENTS | VIEW_GOVERNANCE
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     Role.MEDICAL_DIRECTOR: VIEW_ALL | VIEW_AUDIT | DEPLOY | FREEZE | APPROVE | VIEW_CASES
     | DECIDE_CASES | ALL_SITES | EDIT_MONITOR_POLICY | RUN_MONITORS | WORK_INCIDENTS
-    | CLOSE_INCIDENTS | EDIT_RUNBOOKS,
-    Role.COMPLIANCE_OFFICER: VIEW_ALL | VIEW_AUDIT | EXPORT_AUDIT | VIEW_ACCESS | WORK_INCIDENTS,
+    | CLOSE_INCIDENTS | EDIT_RUNBOOKS | PROPOSE_RELEASES | SIGN_RELEASES | DEPLOY_RELEASES
+    | EDIT_RACI | EDIT_UPDATE_POLICY | RECOMMEND | RUN_REVIEWS,
+    Role.COMPLIANCE_OFFICER: VIEW_ALL | VIEW_AUDIT | EXPORT_AUDIT | VIEW_ACCESS | WORK_INCIDENTS
+    | SIGN_RELEASES | EDIT_RACI | RUN_REVIEWS,
     Role.INCIDENT_COMMANDER: VIEW_ALL | FREEZE | WORK_INCIDENTS | CLOSE_INCIDENTS | EDIT_RUNBOOKS,
     Role.ML_ENGINEER: VIEW_ALL | EDIT_MODELS | EDIT_FEEDS | EDIT_POLICIES | UPLOAD_REFERENCE
-    | EDIT_MONITOR_POLICY | RUN_MONITORS | WORK_INCIDENTS,
+    | EDIT_MONITOR_POLICY | RUN_MONITORS | WORK_INCIDENTS | PROPOSE_RELEASES | SIGN_RELEASES
+    | DEPLOY_RELEASES | EDIT_UPDATE_POLICY | RECOMMEND,
     Role.DATA_ENGINEER: VIEW_ALL | EDIT_FEEDS | WORK_INCIDENTS,
-    Role.CLINICAL_INFORMATICIST: VIEW_ALL | EDIT_POLICIES | VIEW_CASES | WORK_INCIDENTS,
-    Role.QUALITY_SAFETY: VIEW_ALL | WORK_INCIDENTS,
+    Role.CLINICAL_INFORMATICIST: VIEW_ALL | EDIT_POLICIES | VIEW_CASES | WORK_INCIDENTS
+    | PROPOSE_RELEASES,
+    Role.QUALITY_SAFETY: VIEW_ALL | WORK_INCIDENTS | SIGN_RELEASES | RUN_REVIEWS,
     Role.REVIEWER: VIEW_ALL | VIEW_CASES | DECIDE_CASES,
     Role.VIEWER: VIEW_ALL,
     SERVICE_GROUP: GATE,

@@ -34,6 +34,7 @@ from django.utils.dateparse import parse_datetime
 from monitoring import deferral
 from monitoring.models import DeferralPolicy, PredictionEvent, ReviewCase
 from monitoring.profiles import mark_stale
+from monitoring.stats.recalibration import apply_mapping
 from monitoring.validation import FeatureRule, Problem, check_features
 from registry.models import DeploymentMode
 
@@ -219,6 +220,8 @@ class _Deployment:
     version_created_at: datetime
     policy_id: int | None
     rules: deferral.Policy
+    #: (intercept, slope) of a recalibration deployed by a release; None: scores as sent
+    mapping: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -236,7 +239,7 @@ class _Target:
 def _resolve_sql() -> str:
     # One query for the model (by slug), the token's scope, the site (by code), every
     # deployment of the model at the site with its version, and per version the policy in
-    # force (the highest number). Plain SQL that SQLite and PostgreSQL both run. Nothing of it
+    # force: the number the deployment pins (a release's), else the highest. Plain SQL that SQLite and PostgreSQL both run. Nothing of it
     # is cached between requests: freezing, ending or starting a deployment and saving a
     # policy take effect on the very next request, in every process.
     from accounts.models import ServiceAccount
@@ -251,14 +254,16 @@ def _resolve_sql() -> str:
                d.id, d.mode, d.started_at, d.ended_at, d.frozen,
                v.id, v.version, v.decision_thresholds, v.created_at,
                p.id, p.number, p.min_confidence, p.threshold_margin,
-               p.population_exclusions, p.safety_rules
+               p.population_exclusions, p.safety_rules,
+               d.score_mapping, d.thresholds
         FROM {ClinicalModel._meta.db_table} m
         LEFT JOIN {Site._meta.db_table} s ON s.code = %s
         LEFT JOIN {Deployment._meta.db_table} d ON d.model_id = m.id AND d.site_id = s.id
         LEFT JOIN {ModelVersion._meta.db_table} v ON v.id = d.version_id
-        LEFT JOIN {DeferralPolicy._meta.db_table} p ON p.version_id = v.id AND p.number = (
-            SELECT MAX(p2.number) FROM {DeferralPolicy._meta.db_table} p2
-            WHERE p2.version_id = v.id)
+        LEFT JOIN {DeferralPolicy._meta.db_table} p ON p.version_id = v.id
+            AND p.number = COALESCE(d.deferral_policy_number, (
+                SELECT MAX(p2.number) FROM {DeferralPolicy._meta.db_table} p2
+                WHERE p2.version_id = v.id))
         WHERE m.slug = %s
         ORDER BY d.started_at DESC, d.id DESC
     """
@@ -267,6 +272,9 @@ def _resolve_sql() -> str:
 def _deployment_of(row: Sequence[Any]) -> _Deployment:
     (did, mode, started, ended, frozen, vid, vname, thresholds, created) = row[5:14]
     (pid, number, min_confidence, margin, exclusions, safety) = row[14:20]
+    mapping, pinned_thresholds = _json(row[20]) or {}, row[21]
+    if pinned_thresholds is not None and _json(pinned_thresholds) is not None:
+        thresholds = pinned_thresholds
     return _Deployment(
         id=did,
         mode=mode,
@@ -277,8 +285,24 @@ def _deployment_of(row: Sequence[Any]) -> _Deployment:
         version=vname,
         version_created_at=_aware(created),
         policy_id=pid,
-        rules=_rules(thresholds, number, min_confidence, margin, exclusions, safety),
+        rules=_rules(
+            thresholds if isinstance(thresholds, str | None) else json.dumps(thresholds),
+            number,
+            min_confidence,
+            margin,
+            exclusions,
+            safety,
+        ),
+        mapping=(float(mapping["intercept"]), float(mapping["slope"])) if mapping else None,
     )
+
+
+def _judged_score(item: PredictionIn, deployment: _Deployment) -> float:
+    """The score the gate judges and stores: the model's, through the deployment's
+    recalibration when a release deployed one (the model service needs no redeployment)."""
+    if deployment.mapping is None:
+        return item.score
+    return apply_mapping(item.score, *deployment.mapping)
 
 
 def _deployment_for(target: _Target, item: PredictionIn) -> _Deployment:
@@ -361,7 +385,9 @@ def _declared(version_id: int, registered_at: datetime) -> frozenset[str]:
     return frozenset(rule.name for rule in _feature_rules(version_id, registered_at))
 
 
-def _judge(item: PredictionIn, deployment: _Deployment) -> tuple[deferral.Decision, list[Problem]]:
+def _judge(
+    item: PredictionIn, deployment: _Deployment, score: float
+) -> tuple[deferral.Decision, list[Problem]]:
     rules = _feature_rules(deployment.version_id, deployment.version_created_at)
     problems = check_features(rules, item.features)
     decision = deferral.decide(
@@ -369,7 +395,7 @@ def _judge(item: PredictionIn, deployment: _Deployment) -> tuple[deferral.Decisi
         policy=deployment.rules,
         problems=problems,
         features=item.features,
-        score=item.score,
+        score=score,
         confidence=item.confidence,
         frozen=deployment.frozen,
     )
@@ -393,6 +419,7 @@ class _Event:
     case_key_hash: str
     features: dict[str, Any]
     score: float
+    raw_score: float | None
     confidence: float | None
     top_factors: list[Any]
     cohort: dict[str, Any]
@@ -578,7 +605,8 @@ def _build_event(
         )
     target = _resolve(account, item, targets)
     deployment = _deployment_for(target, item)
-    decision, problems = _judge(item, deployment)
+    score = _judged_score(item, deployment)
+    decision, problems = _judge(item, deployment, score)
     return _Event(
         event_id=item.event_id,
         model_id=target.model_id,
@@ -590,7 +618,8 @@ def _build_event(
         received_at=now,
         case_key_hash=pseudonymise(item.case_key),
         features=_spec_features(item.features, deployment),
-        score=item.score,
+        score=score,
+        raw_score=item.score if deployment.mapping is not None else None,
         confidence=item.confidence,
         top_factors=list(item.top_factors),
         cohort=dict(item.cohort),

@@ -96,7 +96,10 @@ class PredictionEvent(models.Model):
     received_at = models.DateTimeField(default=timezone.now)
     case_key_hash = models.CharField(max_length=64, db_index=True)
     features = models.JSONField()
-    score = models.FloatField()
+    score = models.FloatField(help_text="the score the gate judged (after any recalibration)")
+    raw_score = models.FloatField(
+        null=True, blank=True, help_text="the model's score as sent, when a recalibration applied"
+    )
     confidence = models.FloatField(null=True, blank=True)
     top_factors = models.JSONField(default=list, blank=True)
     cohort = models.JSONField(default=dict, blank=True)

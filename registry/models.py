@@ -428,6 +428,13 @@ class Deployment(models.Model):
     frozen = models.BooleanField(default=False)
     frozen_at = models.DateTimeField(null=True, blank=True)
     frozen_reason = models.CharField(max_length=300, blank=True)
+    #: The configuration the gate applies, pinned at deployment (a release sets it; a rollback
+    #: copies it back). ``score_mapping`` empty: scores as sent; else ``{"method", "intercept",
+    #: "slope"}`` on the logit scale. ``thresholds`` null: the version's own.
+    #: ``deferral_policy_number`` null: the version's deferral policy in force.
+    score_mapping = models.JSONField(default=dict, blank=True)
+    thresholds = models.JSONField(null=True, blank=True)
+    deferral_policy_number = models.PositiveIntegerField(null=True, blank=True)
 
     objects = DeploymentQuerySet.as_manager()
     history = HistoricalRecords()

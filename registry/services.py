@@ -348,9 +348,14 @@ def deployment_start(
     reason: str,
     mode: str = DeploymentMode.LIVE,
     at: datetime | None = None,
+    score_mapping: Mapping[str, Any] | None = None,
+    thresholds: Mapping[str, float] | None = None,
+    deferral_policy_number: int | None = None,
 ) -> Deployment:
-    """Start ``version`` at ``site``. A live deployment ends the model's previous live one
-    there (kept, with its end time), so history is never overwritten."""
+    """Start ``version`` at ``site`` with the configuration the gate applies (a release's
+    recalibration, thresholds and deferral policy; none: the version's own). A live deployment
+    ends the model's previous live one there (kept, with its end time), so history is never
+    overwritten. The same version may start again only with another configuration."""
     require_perms(actor, "registry.add_deployment")
     # Lock the model first: two deployments of one model start one after the other, so the
     # second cleanly supersedes the first instead of failing on the one-live constraint.
@@ -366,6 +371,10 @@ def deployment_start(
         )
     if not reason.strip():
         raise ValidationError({"reason": "Say why (e.g. the release it carries out)."})
+    config = deployment_config_errors(
+        version, score_mapping=score_mapping, thresholds=thresholds,
+        deferral_policy_number=deferral_policy_number,
+    )
     now = at or timezone.now()
     previous = None
     if mode == DeploymentMode.LIVE:
@@ -375,8 +384,10 @@ def deployment_start(
             .first()
         )
         if previous is not None:
-            if previous.version_id == version.pk:
-                raise ValidationError({"version": f"{version} is already live at {site.code}."})
+            if previous.version_id == version.pk and _config(previous) == config:
+                raise ValidationError(
+                    {"version": f"{version} is already live at {site.code} as configured."}
+                )
             _end(previous, actor=actor, reason=f"superseded by {version.version}", at=now)
             _settle_superseded(previous.version, actor=actor)
     deployment = Deployment(
@@ -387,6 +398,9 @@ def deployment_start(
         started_at=now,
         started_by=_user(actor) or version.created_by,
         reason=reason,
+        score_mapping=config[0],
+        thresholds=config[1],
+        deferral_policy_number=config[2],
     )
     _save(deployment, actor=actor, reason=reason)
     if mode == DeploymentMode.LIVE and version.status != VersionStatus.DEPLOYED:
@@ -404,9 +418,70 @@ def deployment_start(
             "mode": mode,
             "reason": reason,
             "superseded_deployment": previous.pk if previous else None,
+            "score_mapping": config[0],
+            "thresholds": config[1],
+            "deferral_policy_number": config[2],
         },
     )
     return deployment
+
+
+Config = tuple[dict[str, Any], dict[str, float] | None, int | None]
+
+
+def _config(deployment: Deployment) -> Config:
+    return (
+        dict(deployment.score_mapping or {}),
+        deployment.thresholds,
+        deployment.deferral_policy_number,
+    )
+
+
+def deployment_config_errors(
+    version: ModelVersion,
+    *,
+    score_mapping: Mapping[str, Any] | None,
+    thresholds: Mapping[str, float] | None,
+    deferral_policy_number: int | None,
+) -> Config:
+    """The configuration normalised, or a ValidationError naming every problem."""
+    errors: dict[str, str] = {}
+    mapping: dict[str, Any] = {}
+    if score_mapping:
+        method = score_mapping.get("method")
+        numbers = {k: score_mapping.get(k) for k in ("intercept", "slope")}
+        if method not in ("intercept", "logistic"):
+            errors["score_mapping"] = "The mapping's method is 'intercept' or 'logistic'."
+        elif not all(
+            isinstance(v, int | float) and not isinstance(v, bool) and abs(v) < 1e6
+            for v in numbers.values()
+        ):
+            errors["score_mapping"] = "The mapping needs a finite intercept and slope."
+        elif numbers["slope"] <= 0:
+            errors["score_mapping"] = "A slope of zero or below would reverse or flatten risk."
+        elif method == "intercept" and numbers["slope"] != 1:
+            errors["score_mapping"] = "Recalibration-in-the-large keeps the slope at 1."
+        else:
+            mapping = {"method": method, **{k: float(v) for k, v in numbers.items()}}
+    cut = None
+    if thresholds is not None:
+        bad = [
+            name for name, value in thresholds.items()
+            if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= 1
+        ]
+        if bad:
+            errors["thresholds"] = f"Thresholds must be numbers in [0, 1]: {', '.join(bad)}."
+        else:
+            cut = {str(k): float(v) for k, v in thresholds.items()}
+    if deferral_policy_number is not None and not version.deferral_policies.filter(
+        number=deferral_policy_number
+    ).exists():
+        errors["deferral_policy_number"] = (
+            f"{version} has no deferral policy v{deferral_policy_number}."
+        )
+    if errors:
+        raise ValidationError(errors)
+    return mapping, cut, deferral_policy_number
 
 
 def _settle_superseded(version: ModelVersion, *, actor: Any) -> None:
