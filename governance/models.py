@@ -51,7 +51,9 @@ class RaciMatrix(models.Model):
         base_manager_name = "objects"
         constraints = [
             models.UniqueConstraint(
-                fields=["model"], condition=Q(model__isnull=True), name="governance_one_default_raci"
+                fields=["model"],
+                condition=Q(model__isnull=True),
+                name="governance_one_default_raci",
             ),
         ]
 
@@ -209,7 +211,8 @@ class Signature(models.Model):
         base_manager_name = "objects"
 
     def __str__(self) -> str:
-        return f"{self.printed_name} — {self.get_meaning_display()} — {self.signed_at:%Y-%m-%d %H:%M:%S %Z}"
+        when = f"{self.signed_at:%Y-%m-%d %H:%M:%S %Z}"
+        return f"{self.printed_name} — {self.get_meaning_display()} — {when}"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         if not self._state.adding:
@@ -313,7 +316,9 @@ class Recommendation(models.Model):
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
-        return f"{self.model.slug}: {self.get_level_display()} ({self.window_start}–{self.window_end})"
+        return (
+            f"{self.model.slug}: {self.get_level_display()} ({self.window_start}–{self.window_end})"
+        )
 
 
 # --- Review meetings ------------------------------------------------------------------------

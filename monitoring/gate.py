@@ -239,9 +239,10 @@ class _Target:
 def _resolve_sql() -> str:
     # One query for the model (by slug), the token's scope, the site (by code), every
     # deployment of the model at the site with its version, and per version the policy in
-    # force: the number the deployment pins (a release's), else the highest. Plain SQL that SQLite and PostgreSQL both run. Nothing of it
-    # is cached between requests: freezing, ending or starting a deployment and saving a
-    # policy take effect on the very next request, in every process.
+    # force: the number the deployment pins (a release's), else the highest. Plain SQL that
+    # SQLite and PostgreSQL both run. Nothing of it is cached between requests: freezing,
+    # ending or starting a deployment and saving a policy take effect on the very next
+    # request, in every process.
     from accounts.models import ServiceAccount
     from registry.models import ClinicalModel, Deployment, ModelVersion, Site
 

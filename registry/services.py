@@ -372,7 +372,9 @@ def deployment_start(
     if not reason.strip():
         raise ValidationError({"reason": "Say why (e.g. the release it carries out)."})
     config = deployment_config_errors(
-        version, score_mapping=score_mapping, thresholds=thresholds,
+        version,
+        score_mapping=score_mapping,
+        thresholds=thresholds,
         deferral_policy_number=deferral_policy_number,
     )
     now = at or timezone.now()
@@ -466,16 +468,18 @@ def deployment_config_errors(
     cut = None
     if thresholds is not None:
         bad = [
-            name for name, value in thresholds.items()
+            name
+            for name, value in thresholds.items()
             if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= 1
         ]
         if bad:
             errors["thresholds"] = f"Thresholds must be numbers in [0, 1]: {', '.join(bad)}."
         else:
             cut = {str(k): float(v) for k, v in thresholds.items()}
-    if deferral_policy_number is not None and not version.deferral_policies.filter(
-        number=deferral_policy_number
-    ).exists():
+    if (
+        deferral_policy_number is not None
+        and not version.deferral_policies.filter(number=deferral_policy_number).exists()
+    ):
         errors["deferral_policy_number"] = (
             f"{version} has no deferral policy v{deferral_policy_number}."
         )
