@@ -98,6 +98,7 @@ PROPOSE_RELEASES = frozenset({"governance.add_release", "governance.change_relea
 SIGN_RELEASES = frozenset({"governance.sign_release"})
 DEPLOY_RELEASES = frozenset({"governance.deploy_release"})
 EDIT_RACI = frozenset({"governance.change_racimatrix"})
+UNLOCK_SIGNING = frozenset({"governance.unlock_signing"})
 EDIT_UPDATE_POLICY = frozenset({"governance.change_updatepolicy"})
 RECOMMEND = frozenset({"governance.add_recommendation"})
 RUN_REVIEWS = frozenset(
@@ -117,7 +118,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     | CLOSE_INCIDENTS | EDIT_RUNBOOKS | PROPOSE_RELEASES | SIGN_RELEASES | DEPLOY_RELEASES
     | EDIT_RACI | EDIT_UPDATE_POLICY | RECOMMEND | RUN_REVIEWS,
     Role.COMPLIANCE_OFFICER: VIEW_ALL | VIEW_AUDIT | EXPORT_AUDIT | VIEW_ACCESS | WORK_INCIDENTS
-    | SIGN_RELEASES | EDIT_RACI | RUN_REVIEWS,
+    | SIGN_RELEASES | EDIT_RACI | RUN_REVIEWS | UNLOCK_SIGNING,
     Role.INCIDENT_COMMANDER: VIEW_ALL | FREEZE | WORK_INCIDENTS | CLOSE_INCIDENTS | EDIT_RUNBOOKS,
     Role.ML_ENGINEER: VIEW_ALL | EDIT_MODELS | EDIT_FEEDS | EDIT_POLICIES | UPLOAD_REFERENCE
     | EDIT_MONITOR_POLICY | RUN_MONITORS | WORK_INCIDENTS | PROPOSE_RELEASES | SIGN_RELEASES

@@ -141,6 +141,7 @@ class Release(models.Model):
         permissions = [
             ("sign_release", "Can sign a release"),
             ("deploy_release", "Can deploy an approved release"),
+            ("unlock_signing", "Can unlock signing and void signatures (compliance)"),
         ]
 
     def __str__(self) -> str:

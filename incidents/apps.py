@@ -10,9 +10,12 @@ class IncidentsConfig(AppConfig):
     verbose_name = "Incidents"
 
     def ready(self) -> None:
+        from governance.signals import checked
+        from incidents.governance_alerts import on_checked
         from monitoring.signals import evaluated
 
         evaluated.connect(_raise_alerts, dispatch_uid="incidents.raise_alerts")
+        checked.connect(on_checked, dispatch_uid="incidents.governance_alerts")
 
 
 def _raise_alerts(sender: Any, *, version_ids: list[int], window_end: Any, **_: Any) -> None:
