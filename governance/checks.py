@@ -82,8 +82,12 @@ def deployment_findings(live: list[Deployment]) -> list[Finding]:
                         key=f"release:{release.pk}",
                         band="red" if altered else "orange",
                         summary=f"{release.number}, live at {d.site.code}: " + "; ".join(why),
-                        details={"release": release.pk, "site": d.site.code,
-                                 "content_altered": altered, "voided": voided},
+                        details={
+                            "release": release.pk,
+                            "site": d.site.code,
+                            "content_altered": altered,
+                            "voided": voided,
+                        },
                     )  # fmt: skip
                 )
     # One finding per release is enough, whatever the number of its sites.
@@ -111,8 +115,10 @@ def model_card_findings(live: list[Deployment]) -> list[Finding]:
                     summary=f"The model card of {model.slug} is {card.completeness.percent}% "
                     f"complete; empty: {', '.join(f.label for f in missing[:6])}"
                     + ("…" if len(missing) > 6 else ""),
-                    details={"missing": [f.key for f in missing],
-                             "percent": card.completeness.percent},
+                    details={
+                        "missing": [f.key for f in missing],
+                        "percent": card.completeness.percent,
+                    },
                 )  # fmt: skip
             )
     return found

@@ -111,8 +111,10 @@ def release_deploy(*, actor: Any, release: Release) -> Release:
                 _approve_version(config["version"], release)
             made.append(
                 registry.deployment_start(
-                    actor=actor, site=site,
-                    reason=f"{release.number}: {release.title}"[:300], **config,
+                    actor=actor,
+                    site=site,
+                    reason=f"{release.number}: {release.title}"[:300],
+                    **config,
                 )  # fmt: skip
             )
         release.deployments.add(*made)

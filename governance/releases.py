@@ -120,9 +120,7 @@ def content_hash(release: Release) -> str:
 def valid_signatures(release: Release) -> list[Signature]:
     current = content_hash(release)
     return [
-        s
-        for s in release.signatures.filter(voided_at__isnull=True)
-        if s.content_sha256 == current
+        s for s in release.signatures.filter(voided_at__isnull=True) if s.content_sha256 == current
     ]
 
 
@@ -137,9 +135,13 @@ def is_fully_signed(release: Release) -> bool:
 
 
 def live_configuration(model: ClinicalModel, site: Site) -> Deployment | None:
-    return Deployment.objects.filter(
-        model=model, site=site, mode=DeploymentMode.LIVE, ended_at__isnull=True
-    ).select_related("version").first()
+    return (
+        Deployment.objects.filter(
+            model=model, site=site, mode=DeploymentMode.LIVE, ended_at__isnull=True
+        )
+        .select_related("version")
+        .first()
+    )
 
 
 def diff_against_live(release: Release) -> list[dict[str, Any]]:
@@ -196,9 +198,7 @@ def _audit(release: Release, *, actor: Any, action: str, summary: str, **payload
 
 
 def _locked(release: Release) -> Release:
-    return Release.objects.select_for_update().select_related("model", "version").get(
-        pk=release.pk
-    )
+    return Release.objects.select_for_update().select_related("model", "version").get(pk=release.pk)
 
 
 def _check_content(
@@ -598,7 +598,7 @@ def rollback_propose(
     release.status, release.submitted_at = S.SUBMITTED, timezone.now()
     _save(release, actor=actor, reason="rollback submitted",
           update_fields=["content_sha256", "status", "submitted_at"])  # fmt: skip
-    _audit(release, actor=actor, action="rollback_proposed",
-           summary=f"restore {', '.join(f'{c}→deployment {d}' for c, d in sorted(restores.items()))}",
+    what = ", ".join(f"{code} → deployment {pk}" for code, pk in sorted(restores.items()))
+    _audit(release, actor=actor, action="rollback_proposed", summary=f"restore {what}",
            restores=restores, origin=release.origin)  # fmt: skip
     return release

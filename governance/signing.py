@@ -192,8 +192,10 @@ def release_sign(
     with transaction.atomic():
         release = releases._locked(release)
         if release.status == ReleaseStatus.SUBMITTED:
-            releases._move(release, ReleaseStatus.IN_REVIEW, actor=actor,
-                           stamp="review_started_at", reason="review started by signing")  # fmt: skip
+            releases._move(
+                release, ReleaseStatus.IN_REVIEW, actor=actor, stamp="review_started_at",
+                reason="review started by signing",
+            )  # fmt: skip
         if release.status != ReleaseStatus.IN_REVIEW:
             raise ValidationError(
                 {"status": f"A {release.get_status_display().lower()} release cannot be signed."}

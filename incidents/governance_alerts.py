@@ -83,9 +83,11 @@ def on_checked(sender: Any, *, kinds: Iterable[str], findings: Sequence[Any], **
                 continue
             fp = fingerprint(model.pk, SLICE, f"{finding.kind}:{finding.key}")
             seen.add(fp)
-            alert = Alert.objects.select_for_update().filter(
-                fingerprint=fp, status=AlertStatus.OPEN
-            ).first()
+            alert = (
+                Alert.objects.select_for_update()
+                .filter(fingerprint=fp, status=AlertStatus.OPEN)
+                .first()
+            )
             payload = _payload(finding, model, version)
             if alert is None:
                 alert = Alert.objects.create(

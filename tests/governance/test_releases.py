@@ -3,8 +3,6 @@ through the gate, rollback, and the governance checks."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 
@@ -16,7 +14,6 @@ from monitoring.models import DeferralPolicy, PredictionEvent
 from registry import services as registry
 from registry.models import Deployment
 from tests.factories import PASSWORD
-from tests.monitoring.conftest import gate_setup, register_approved  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 
@@ -145,9 +142,7 @@ def test_required_signatures_follow_the_risk_tier(gate_setup, user_for):
     signing.release_sign(actor=user_for("quality_safety"), release=release, password=PASSWORD)
     release.refresh_from_db()
     assert release.status == "in_review"
-    signing.release_sign(
-        actor=user_for("compliance_officer"), release=release, password=PASSWORD
-    )
+    signing.release_sign(actor=user_for("compliance_officer"), release=release, password=PASSWORD)
     release.refresh_from_db()
     assert release.status == "approved"
     meanings = sorted(s.meaning for s in releases.valid_signatures(release))
@@ -405,6 +400,3 @@ def test_deploying_writes_the_audit_trail(gate_setup, user_for, director):
                      "release.approved", "release.deployed"):  # fmt: skip
         assert expected in actions
     assert AuditEvent.objects.filter(action="signature.sign").count() == 2
-
-
-_ = datetime, UTC, register_approved
