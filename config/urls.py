@@ -8,6 +8,7 @@ api_v1 = [
     path("", include("monitoring.api.urls")),
     path("", include("monitoring.api.monitor_urls")),
     path("", include("incidents.api.urls")),
+    path("", include("governance.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

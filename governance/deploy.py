@@ -87,7 +87,7 @@ def _config_for(release: Release, site: Site) -> dict[str, Any]:
 
 def release_deploy(*, actor: Any, release: Release) -> Release:
     """Start the release's configuration at every target site, in one transaction."""
-    require_perms(actor, "governance.deploy_release", "registry.add_deployment")
+    require_perms(actor, "governance.deploy_release")
     started = time.perf_counter()
     with transaction.atomic():
         release = releases._locked(release)
@@ -111,7 +111,8 @@ def release_deploy(*, actor: Any, release: Release) -> Release:
                 _approve_version(config["version"], release)
             made.append(
                 registry.deployment_start(
-                    actor=actor,
+                    actor=None,
+                    on_behalf_of=actor,
                     site=site,
                     reason=f"{release.number}: {release.title}"[:300],
                     **config,

@@ -602,3 +602,31 @@ def rollback_propose(
     _audit(release, actor=actor, action="rollback_proposed", summary=f"restore {what}",
            restores=restores, origin=release.origin)  # fmt: skip
     return release
+
+
+def validation_set_add(*, actor: Any, release: Release, name: str, data: bytes) -> Release:
+    """Upload a validation set: Vigil computes discrimination and calibration overall and per
+    subgroup, the regression check against the current version and the backtests
+    (``governance.evidence``), stores the file with its sha256 and the results as the
+    release's evidence. A bad file is refused with every problem and nothing is stored."""
+    from governance import evidence
+
+    require_perms(actor, "governance.change_release")
+    if release.version is None:
+        raise ValidationError({"version": "Name the version first: the set is checked against "
+                                          "its feature spec."})  # fmt: skip
+    current = evidence.current_version_at(model=release.model, sites=list(release.sites.all()))
+    computed = evidence.evaluate_validation_set(
+        version=release.version, data=data, filename=name,
+        current_version=current if current != release.version else None,
+    )  # fmt: skip
+    with transaction.atomic():
+        evidence_file_add(actor=actor, release=release, kind=EvidenceFile.Kind.VALIDATION_SET,
+                          name=name, data=data)  # fmt: skip
+        release.refresh_from_db()
+        merged = {**(release.evidence or {}), "validation": computed}
+        shadow = evidence.shadow_results(version=release.version, sites=release.sites.all())
+        if shadow is not None:
+            merged["shadow"] = shadow
+        return release_update(actor=actor, release=release, changes={"evidence": merged},
+                              reason=f"validation set {name} evaluated")  # fmt: skip

@@ -351,12 +351,17 @@ def deployment_start(
     score_mapping: Mapping[str, Any] | None = None,
     thresholds: Mapping[str, float] | None = None,
     deferral_policy_number: int | None = None,
+    on_behalf_of: Any = None,
 ) -> Deployment:
     """Start ``version`` at ``site`` with the configuration the gate applies (a release's
     recalibration, thresholds and deferral policy; none: the version's own). A live deployment
     ends the model's previous live one there (kept, with its end time), so history is never
-    overwritten. The same version may start again only with another configuration."""
+    overwritten. The same version may start again only with another configuration.
+
+    ``actor=None`` with ``on_behalf_of``: a signed release carried out by the system for the
+    person who deployed it (governance.deploy checked their permission to deploy releases)."""
     require_perms(actor, "registry.add_deployment")
+    actor = person = _user(actor) or on_behalf_of  # recorded as theirs from here on
     # Lock the model first: two deployments of one model start one after the other, so the
     # second cleanly supersedes the first instead of failing on the one-live constraint.
     ClinicalModel.objects.select_for_update().get(pk=version.model_id)
@@ -398,7 +403,7 @@ def deployment_start(
         site=site,
         mode=mode,
         started_at=now,
-        started_by=_user(actor) or version.created_by,
+        started_by=person or version.created_by,
         reason=reason,
         score_mapping=config[0],
         thresholds=config[1],

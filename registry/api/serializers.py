@@ -403,6 +403,10 @@ class DeploymentSerializer(serializers.ModelSerializer):
     started_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     ended_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     is_active = serializers.BooleanField(read_only=True)
+    releases = serializers.PrimaryKeyRelatedField(
+        many=True, read_only=True, help_text="The signed release(s) that started it; empty: "
+        "started outside the release workflow (a governance check flags it)."
+    )
 
     class Meta:
         model = Deployment
@@ -423,5 +427,9 @@ class DeploymentSerializer(serializers.ModelSerializer):
             "frozen",
             "frozen_at",
             "frozen_reason",
+            "score_mapping",
+            "thresholds",
+            "deferral_policy_number",
+            "releases",
         ]
         read_only_fields = fields
