@@ -291,6 +291,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "ModelStatusEnum": "registry.models.ModelStatus",
         "VersionStatusEnum": "registry.models.VersionStatus",
+        "ReleaseKindEnum": "governance.models.ReleaseKind",
+        "EvidenceKindEnum": "governance.models.EvidenceFile.Kind",
     },
 }
 

@@ -23,5 +23,6 @@ urlpatterns = [
     path("policies/", include("monitoring.policy_urls")),
     path("monitoring/", include("monitoring.monitor_urls")),
     path("incidents/", include("incidents.urls")),
+    path("governance/", include("governance.urls")),
     path("api/v1/", include(api_v1)),
 ]

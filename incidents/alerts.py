@@ -237,7 +237,7 @@ def _raise(result: MetricResult, why: str, fp: str, now: Any, k: int = SUSTAINED
         worst_band=result.band,
         reason=why,
         payload=payload(result, why, k),
-        routed_role=routing.responsible(result.layer),
+        routed_role=routing.responsible(result.layer, result.model),
         first_seen_at=now,
         last_seen_at=now,
     )
@@ -261,12 +261,12 @@ def _update(
     alert.payload, alert.green_since = payload(result, why, k), None
     alert.version_id = result.version_id
     if worse:
-        from incidents.notify import notify_role
+        from incidents.services import notify_parties
 
         alert.worst_band = result.band
         out.escalated.append(alert)
-        notify_role(
-            role=alert.routed_role,
+        notify_parties(
+            routing.responsible_parties(alert.layer, result.model),
             subject=f"[Vigil] Alert worse: {alert.payload['metric_label']} now {result.band}",
             body=alert.payload,
             alert=alert,

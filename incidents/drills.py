@@ -63,7 +63,8 @@ def start_drill(
             model=version.model, version=version, site=site, slice_key=slice_key,
             metric=metric, layer=spec.layer,
             fingerprint=fingerprint(version.model_id, f"drill|{slice_key}", metric),
-            band=band, worst_band=band, reason="drill", routed_role=routing.responsible(spec.layer),
+            band=band, worst_band=band, reason="drill",
+            routed_role=routing.responsible(spec.layer, version.model),
             is_drill=True, status=AlertStatus.OPEN,
             payload={
                 "model": version.model.slug, "metric": metric, "metric_label": spec.label,

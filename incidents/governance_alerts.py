@@ -94,7 +94,7 @@ def on_checked(sender: Any, *, kinds: Iterable[str], findings: Sequence[Any], **
                     model=model, version=version, site=None, slice_key=SLICE,
                     metric=f"{finding.kind}:{finding.key}"[:160], layer=LAYER, fingerprint=fp,
                     band=finding.band, worst_band=finding.band, reason="confident",
-                    payload=payload, routed_role=routing.responsible(LAYER),
+                    payload=payload, routed_role=routing.responsible(LAYER, model),
                     first_seen_at=now, last_seen_at=now,
                 )  # fmt: skip
                 record(

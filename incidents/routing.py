@@ -1,22 +1,30 @@
-"""Who resolves what, how bad it is, and what to do: the defaults the governance issue's
-editable RACI matrix will replace. Pure Python."""
+"""Who resolves what, how bad it is, and what to do. Who: the model's effective RACI matrix
+(``governance.raci``): an alert of a layer routes to the Responsible parties of that layer's
+incidents row, and an incident not acknowledged in time escalates first to the row's
+Accountable, then onward along ``ESCALATION``.
+
+A routed party is stored on ``Alert.routed_role`` / ``Incident.routed_role`` (40 characters) as
+its role's name (``data_engineer``) or, for a person, ``user:<username>``.
+"""
 
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
-#: Responsible role per alert layer (the playbook's RACI default).
+from governance import raci
+
+#: Responsible role per alert layer when no matrix says otherwise (the built-in RACI default).
 RESPONSIBLE = {
-    "data_quality": "data_engineer",
-    "prediction_quality": "ml_engineer",
-    "workflow": "clinical_informaticist",
-    "outcome": "quality_safety",
-    "governance": "compliance_officer",
+    layer: raci.BUILTIN[f"incidents.{layer}"]["R"][0].removeprefix(raci.ROLE_PREFIX)
+    for layer in raci.LAYERS
 }
-#: Accountable for every layer until the RACI matrix says otherwise; escalation goes here,
-#: then onward.
+#: Accountable for a layer without a RACI row (an unknown layer).
 ACCOUNTABLE = "medical_director"
+#: After the row's Accountable, escalation goes onward along this chain (skipping the
+#: Accountable if it is one of these roles).
 ESCALATION = ("medical_director", "incident_commander", "compliance_officer")
+ROUTED_MAX = 40
 
 SEVERITY = {
     ("red", True): "SEV1",
@@ -40,8 +48,46 @@ def severity(band: str, tier: str) -> str:
     return SEVERITY[(band, tier in HIGH_TIERS)]
 
 
-def responsible(layer: str) -> str:
-    return RESPONSIBLE.get(layer, ACCOUNTABLE)
+def activity(layer: str) -> str:
+    """The RACI row of a layer's incidents."""
+    return f"incidents.{layer}"
+
+
+def routed_name(party: str) -> str:
+    """How a party is stored on ``routed_role``: ``role:ml_engineer`` → ``ml_engineer``;
+    ``user:alice`` stays ``user:alice``."""
+    return party.removeprefix(raci.ROLE_PREFIX)
+
+
+def party_of(routed: str) -> str:
+    """The party a stored ``routed_role`` names (the inverse of ``routed_name``)."""
+    return routed if routed.startswith(raci.USER_PREFIX) else f"{raci.ROLE_PREFIX}{routed}"
+
+
+def responsible_parties(layer: str, model: Any = None) -> list[str]:
+    """Every Responsible party of the layer's incidents row for ``model`` (its effective RACI;
+    ``None``: the health-system default). An unknown layer goes to the Accountable role."""
+    if activity(layer) not in raci.ACTIVITIES:
+        return [party_of(ACCOUNTABLE)]
+    return raci.responsible(model, activity(layer))
+
+
+def responsible(layer: str, model: Any = None) -> str:
+    """What ``routed_role`` stores: the first Responsible party that fits the column."""
+    names = [routed_name(p) for p in responsible_parties(layer, model)]
+    return next((n for n in names if len(n) <= ROUTED_MAX), ACCOUNTABLE)
+
+
+def escalation_chain(layer: str, model: Any = None) -> list[str]:
+    """The parties an unacknowledged incident escalates to, level by level: the row's
+    Accountable first, then ``ESCALATION`` onward."""
+    first = (
+        raci.accountable(model, activity(layer))
+        if activity(layer) in raci.ACTIVITIES
+        else party_of(ACCOUNTABLE)
+    )
+    onward = [party_of(role) for role in ESCALATION]
+    return [first, *(p for p in onward if p != first)]
 
 
 CLINICAL_IMPACT = {

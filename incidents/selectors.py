@@ -56,7 +56,14 @@ def incidents_visible_to(*, user: Any) -> QuerySet[Incident]:
 
 
 def _mine(user: Any) -> Q:
-    return Q(commander=user) | Q(scribe=user) | Q(clinical_lead=user) | Q(model_owner=user)
+    """Incidents I hold a role in, or that the RACI routed to me by name."""
+    return (
+        Q(commander=user)
+        | Q(scribe=user)
+        | Q(clinical_lead=user)
+        | Q(model_owner=user)
+        | Q(routed_role=f"user:{user.get_username()}")
+    )
 
 
 def incident_queue(*, user: Any, tab: str = "mine", open_only: bool = True) -> QuerySet[Incident]:

@@ -161,8 +161,6 @@ def attach_to_incidents(
 def _open(
     version: ModelVersion, alert: Alert, result: Any, root: str, window_end: date
 ) -> Incident:
-    from incidents.notify import notify_role
-
     model = version.model
     sev = routing.severity(alert.worst_band, model.risk_tier)
     now = timezone.now()
@@ -189,8 +187,8 @@ def _open(
         text=f"{sev} opened for {incident.title}, routed to {incident.routed_role}",
         severity=sev, routed_to=incident.routed_role,
     )  # fmt: skip
-    notify_role(
-        role=incident.routed_role,
+    notify_parties(
+        routing.responsible_parties(alert.layer, model),
         subject=f"[Vigil {sev}] INC-{incident.number} {incident.title}",
         body={**alert.payload, "incident": incident.number, "severity": sev,
               "acknowledge_by": incident.ack_deadline.isoformat()},
@@ -472,14 +470,48 @@ def record_review(*, actor: Any, incident: Incident, summary: str,
     return incident
 
 
-# --- escalation ---------------------------------------------------------------------------
+# --- notification and escalation ---------------------------------------------------------
+
+
+def notify_parties(
+    parties: Sequence[str],
+    *,
+    subject: str,
+    body: Mapping[str, Any],
+    incident: Incident | None = None,
+    alert: Alert | None = None,
+    is_drill: bool = False,
+) -> list[Any]:
+    """Notify each RACI party once: a role's active members (and the webhook), or one person.
+    A person who no longer exists is recorded as unroutable, never silently dropped."""
+    from django.contrib.auth import get_user_model
+
+    from incidents.notify import notify_role, notify_user
+
+    rows: list[Any] = []
+    for party in dict.fromkeys(parties):
+        kind, _, name = party.partition(":")
+        if kind == "role":
+            rows += notify_role(role=name, subject=subject, body=body, incident=incident,
+                                alert=alert, is_drill=is_drill)  # fmt: skip
+            continue
+        user = get_user_model().objects.filter(username=name).first()
+        if user is not None:
+            rows += notify_user(user=user, subject=subject, body=body, incident=incident,
+                                alert=alert, is_drill=is_drill)  # fmt: skip
+            continue
+        record(
+            actor=None, action="notification.unroutable",
+            summary=f"Nobody to notify (no person {name!r}): {subject}"[:300],
+            target=incident or alert, payload={"party": party, "subject": subject},
+        )  # fmt: skip
+    return rows
 
 
 def escalate_overdue(*, now: datetime | None = None) -> list[Incident]:
-    """An incident not acknowledged by its deadline escalates to the Accountable person of its
-    RACI row, then onward; each step is recorded and notified (beat, every minute)."""
-    from incidents.notify import notify_role
-
+    """An incident not acknowledged by its deadline escalates to the Accountable party of its
+    model's RACI row (``incidents.<layer>``), then onward along ``routing.ESCALATION``; each step
+    is recorded and notified (beat, every minute)."""
     now = now or timezone.now()
     escalated = []
     for incident in Incident.objects.filter(status=S.TRIGGERED, ack_deadline__lte=now):
@@ -487,8 +519,9 @@ def escalate_overdue(*, now: datetime | None = None) -> list[Incident]:
             incident = Incident.objects.select_for_update().get(pk=incident.pk)
             if incident.status != S.TRIGGERED or incident.ack_deadline > now:
                 continue
-            level = min(incident.escalation_level, len(routing.ESCALATION) - 1)
-            role = routing.ESCALATION[level]
+            chain = routing.escalation_chain(incident.layer, incident.model)
+            party = chain[min(incident.escalation_level, len(chain) - 1)]
+            role = routing.routed_name(party)
             incident.escalation_level += 1
             incident.ack_deadline = now + routing.ACK_WITHIN[incident.severity]
             incident.save(update_fields=["escalation_level", "ack_deadline"])
@@ -508,8 +541,8 @@ def escalate_overdue(*, now: datetime | None = None) -> list[Incident]:
                 "escalation_level": incident.escalation_level,
                 "summary": "Not acknowledged in time.",
             }
-            notify_role(
-                role=role,
+            notify_parties(
+                [party],
                 subject=f"[Vigil {incident.severity}] ESCALATED INC-{incident.number} "
                 f"{incident.title}",
                 body=body,

@@ -21,6 +21,14 @@ SCHEMA, DOCS = "/api/v1/schema/", "/api/v1/docs/"
 
 #: Every endpoint of the registry and audit APIs, with its methods.
 ENDPOINTS = {
+    "/api/v1/releases/": {"get", "post"},
+    "/api/v1/releases/{id}/": {"get", "patch"},
+    "/api/v1/releases/{id}/sign/": {"post"},
+    "/api/v1/releases/{id}/submit/": {"post"},
+    "/api/v1/releases/{id}/deploy/": {"post"},
+    "/api/v1/releases/rollback/": {"post"},
+    "/api/v1/raci/": {"get", "put"},
+    "/api/v1/raci/{slug}/": {"get", "put"},
     "/api/v1/models/": {"get", "post"},
     "/api/v1/models/{slug}/": {"get", "patch"},
     "/api/v1/models/{model_slug}/versions/": {"get", "post"},

@@ -47,6 +47,11 @@ INCIDENT_WORKERS = frozenset(
      "clinical_informaticist", "quality_safety", "compliance_officer"}
 )  # fmt: skip
 CLOSERS = frozenset({"incident_commander", "medical_director"})
+PROPOSERS = frozenset({"ml_engineer", "clinical_informaticist", "medical_director"})
+SIGNERS = frozenset({"medical_director", "compliance_officer", "ml_engineer", "quality_safety"})
+DEPLOYERS = frozenset({"ml_engineer", "medical_director"})
+RACI_EDITORS = AUDITORS
+REVIEW_RUNNERS = frozenset({"medical_director", "compliance_officer", "quality_safety"})
 
 # name → {method: roles allowed}; "service" is a model service's token.
 MATRIX: dict[str, dict[str, frozenset[str]]] = {
@@ -103,6 +108,39 @@ MATRIX: dict[str, dict[str, frozenset[str]]] = {
     "incidents:runbook_new": {"GET": CLOSERS, "POST": CLOSERS},
     "incidents:drill": {"GET": CLOSERS, "POST": CLOSERS},
     "incidents:stats": {"GET": EVERYONE},
+    "governance:inbox": {"GET": EVERYONE},
+    "governance:release-list": {"GET": EVERYONE},
+    "governance:release-new": {"GET": PROPOSERS, "POST": PROPOSERS},
+    "governance:release-detail": {"GET": EVERYONE},
+    "governance:release-edit": {"GET": PROPOSERS, "POST": PROPOSERS},
+    "governance:release-submit": {"POST": PROPOSERS},
+    "governance:release-sign": {"POST": SIGNERS},
+    "governance:release-reject": {"POST": SIGNERS},
+    "governance:release-withdraw": {"POST": PROPOSERS},
+    "governance:release-deploy": {"POST": DEPLOYERS},
+    "governance:release-evidence": {"POST": PROPOSERS},
+    "governance:release-file": {"GET": EVERYONE},
+    "governance:signature-void": {"POST": COMPLIANCE},
+    "governance:signing-unlock": {"POST": COMPLIANCE},
+    "governance:deployments": {"GET": EVERYONE},
+    "governance:rollback": {"POST": PROPOSERS},
+    "governance:raci-default": {"GET": EVERYONE, "POST": RACI_EDITORS},
+    "governance:raci-model": {"GET": EVERYONE, "POST": RACI_EDITORS},
+    "governance:update-policy": {"GET": EVERYONE},
+    "governance:update-policy-edit": {"GET": MONITOR_EDITORS, "POST": MONITOR_EDITORS},
+    "governance:recommendation-new": {"POST": MONITOR_EDITORS},
+    "governance:recommendation-detail": {"GET": EVERYONE},
+    "governance:recommendation-recalibrate": {"POST": PROPOSERS},
+    "governance:recommendation-retrain": {"POST": PROPOSERS},
+    "governance:threshold-change": {"GET": PROPOSERS, "POST": PROPOSERS},
+    "governance:review-list": {"GET": EVERYONE},
+    "governance:review-meeting": {"GET": EVERYONE},
+    "governance:review-pack": {"POST": REVIEW_RUNNERS},
+    "governance:review-minutes": {"POST": REVIEW_RUNNERS},
+    "governance:review-model": {"GET": EVERYONE},
+    "governance:review-schedule": {"POST": REVIEW_RUNNERS},
+    "governance:review-plan": {"POST": REVIEW_RUNNERS},
+    "governance:review-action-close": {"POST": REVIEW_RUNNERS},
     # API
     "api-schema": {"GET": EVERYONE},
     "api-docs": {"GET": EVERYONE},
@@ -154,6 +192,24 @@ MATRIX: dict[str, dict[str, frozenset[str]]] = {
     "incidents-api:drill-list": {"POST": CLOSERS},
     "incidents-api:runbook-list": {"GET": EVERYONE},
     "incidents-api:runbook-detail": {"GET": EVERYONE, "PUT": CLOSERS},
+    "governance-api:release-list": {"GET": EVERYONE, "POST": PROPOSERS},
+    "governance-api:release-detail": {"GET": EVERYONE, "PATCH": PROPOSERS},
+    "governance-api:release-submit": {"POST": PROPOSERS},
+    "governance-api:release-sign": {"POST": SIGNERS},
+    "governance-api:release-reject": {"POST": SIGNERS},
+    "governance-api:release-withdraw": {"POST": PROPOSERS},
+    "governance-api:release-deploy": {"POST": DEPLOYERS},
+    "governance-api:release-evidence": {"POST": PROPOSERS},
+    "governance-api:release-rollback": {"POST": PROPOSERS},
+    "governance-api:raci-default": {"GET": EVERYONE, "PUT": RACI_EDITORS},
+    "governance-api:raci-model": {"GET": EVERYONE, "PUT": RACI_EDITORS},
+    "governance-api:update-policy-api": {"GET": EVERYONE, "PUT": MONITOR_EDITORS},
+    "governance-api:recommendation-list-api": {"GET": EVERYONE, "POST": MONITOR_EDITORS},
+    "governance-api:recommendation-detail-api": {"GET": EVERYONE},
+    "governance-api:review-meeting-list": {"GET": EVERYONE},
+    "governance-api:review-meeting-detail": {"GET": EVERYONE},
+    "governance-api:review-action-list": {"GET": EVERYONE},
+    "governance-api:review-action-detail": {"GET": EVERYONE},
     "audit-api:audit-event-list": {"GET": AUDITORS},
     "audit-api:audit-event-detail": {"GET": AUDITORS},
     "audit-api:audit-event-verify": {"GET": COMPLIANCE},
@@ -243,7 +299,9 @@ def sample(db, director) -> dict[str, object]:
     from incidents.models import Runbook
 
     runbook = Runbook.objects.order_by("pk").first()
+    governance = _sample_governance(version, site, director)
     return {
+        **governance,
         "number": 1,
         "step": 0,
         "alert_suppress:pk": alert.pk,
@@ -264,6 +322,62 @@ def sample(db, director) -> dict[str, object]:
         "runbook_edit:pk": runbook.pk,
         "runbook-detail:pk": runbook.pk,
     }
+
+
+def _sample_governance(version, site, director):
+    """A submitted release with an evidence file and its authorship signature, and a held
+    review meeting with one action item."""
+    from datetime import timedelta
+
+    from governance import releases, reviews
+    from tests.factories import PASSWORD
+
+    release = releases.release_create(
+        actor=director, model=version.model, kind="threshold", title="matrix",
+        rationale="matrix", sites=[site], thresholds={"alert": 0.5},
+    )  # fmt: skip
+    stored = releases.evidence_file_add(
+        actor=director, release=release, kind="other", name="matrix.txt", data=b"matrix"
+    )
+    releases.release_submit(actor=director, release=release, password=PASSWORD)
+    meeting = reviews.review_meeting_plan(
+        actor=None, model=version.model, scheduled_for=timezone.localdate()
+    )
+    reviews.review_minutes_record(
+        actor=None, meeting=meeting, attendees="matrix", minutes="matrix", decisions=["go"],
+        actions=[{"text": "matrix", "owner": director.username,
+                  "due": timezone.localdate() + timedelta(days=7)}],
+    )  # fmt: skip
+    action = meeting.actions.get()
+    keys = {"file_pk": stored.pk, "signature_pk": release.signatures.get().pk,
+            "user_pk": director.pk}  # fmt: skip
+    for name in ("release-detail", "release-edit", "release-submit", "release-sign",
+                 "release-reject", "release-withdraw", "release-deploy", "release-evidence",
+                 "release-file", "signature-void"):  # fmt: skip
+        keys[f"{name}:pk"] = release.pk
+    from governance.models import Recommendation
+    from governance.recalibration import update_policy_save
+
+    update_policy_save(
+        actor=None, model=version.model,
+        fields={"triggers": {"sustained_drift": "PSI > 0.2 for 2 windows"},
+                "retraining_owner": director.username, "validation_requirements": "matrix",
+                "approval_gates": "matrix", "permitted_data": "matrix",
+                "leakage_controls": "matrix"},
+    )  # fmt: skip
+
+    rec = Recommendation.objects.create(
+        model=version.model, version=version, window_start=timezone.localdate(),
+        window_end=timezone.localdate(), n=0, events=0, level="insufficient",
+    )  # fmt: skip
+    for name in ("recommendation-detail", "recommendation-recalibrate",
+                 "recommendation-retrain", "recommendation-detail-api"):  # fmt: skip
+        keys[f"{name}:pk"] = rec.pk
+    for name in ("review-meeting", "review-pack", "review-minutes", "review-meeting-detail"):
+        keys[f"{name}:pk"] = meeting.pk
+    for name in ("review-action-close", "review-action-detail"):
+        keys[f"{name}:pk"] = action.pk
+    return keys
 
 
 def _sample_incident(version, site):

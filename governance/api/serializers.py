@@ -99,7 +99,9 @@ class SitesField(serializers.SlugRelatedField):  # type: ignore[type-arg]
 
 class ReleaseInputSerializer(serializers.Serializer):  # type: ignore[type-arg]
     model = ModelSlugField()
-    kind = serializers.ChoiceField(choices=[k for k in ReleaseKind.values if k != "rollback"])
+    kind = serializers.ChoiceField(
+        choices=ReleaseKind.choices, help_text="rollback: use POST /releases/rollback/."
+    )
     title = serializers.CharField(max_length=200)
     rationale = serializers.CharField()
     version = serializers.CharField(
@@ -143,10 +145,6 @@ class CredentialsSerializer(serializers.Serializer):  # type: ignore[type-arg]
 
     username = serializers.CharField()
     password = serializers.CharField(style={"input_type": "password"}, trim_whitespace=False)
-
-
-class ReasonSerializer(serializers.Serializer):  # type: ignore[type-arg]
-    reason = serializers.CharField()
 
 
 class RollbackInputSerializer(serializers.Serializer):  # type: ignore[type-arg]

@@ -10,4 +10,9 @@ app_name = "governance-api"
 router = SimpleRouter()
 router.register("releases", views.ReleaseViewSet, basename="release")
 
-urlpatterns = [*router.urls]
+urlpatterns = [
+    *router.urls,
+    path("", include("governance.api.reviews")),
+    path("", include("governance.api.raci")),
+    path("", include("governance.api.recal")),
+]

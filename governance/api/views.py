@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from governance import deploy, releases, signing
 from governance.api import serializers as s
 from governance.models import Release, ReleaseKind, ReleaseStatus
-from registry.api.serializers import validate_input
+from registry.api.serializers import ReasonSerializer, validate_input
 from registry.api.views import Pagination
 
 CHANGE = {"POST": ["governance.change_release"]}
@@ -52,7 +52,9 @@ class ReleaseFilter(django_filters.FilterSet):
 
 
 class ReleaseViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet  # type: ignore[type-arg]
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet,  # type: ignore[type-arg]
 ):
     """Releases, newest first, each with its evidence and signature manifestations."""
 
@@ -120,19 +122,19 @@ class ReleaseViewSet(
         )  # fmt: skip
         return self._out(release)
 
-    @extend_schema(request=s.ReasonSerializer, responses=s.ReleaseSerializer)
+    @extend_schema(request=ReasonSerializer, responses=s.ReleaseSerializer)
     @action(detail=True, methods=["post"], required_perms=SIGN)
     def reject(self, request: Request, pk: str) -> Response:
-        body = validate_input(s.ReasonSerializer, request.data)
+        body = validate_input(ReasonSerializer, request.data)
         release = releases.release_reject(
             actor=request.user, release=self.get_object(), reason=body["reason"]
         )
         return self._out(release)
 
-    @extend_schema(request=s.ReasonSerializer, responses=s.ReleaseSerializer)
+    @extend_schema(request=ReasonSerializer, responses=s.ReleaseSerializer)
     @action(detail=True, methods=["post"], required_perms=CHANGE)
     def withdraw(self, request: Request, pk: str) -> Response:
-        body = validate_input(s.ReasonSerializer, request.data)
+        body = validate_input(ReasonSerializer, request.data)
         release = releases.release_withdraw(
             actor=request.user, release=self.get_object(), reason=body["reason"]
         )
