@@ -28,4 +28,13 @@ app.conf.beat_schedule = {
     "escalate-incidents": {"task": "incidents.tasks.escalate", "schedule": 60.0},
     "deliver-notifications": {"task": "incidents.deliver_notifications", "schedule": 60.0},
     "lift-suppressions": {"task": "incidents.tasks.lift_suppressions", "schedule": 300.0},
+    # Governance: what is live must be signed, reviewed and documented; review packs.
+    "governance-checks": {
+        "task": "governance.tasks.governance_checks",
+        "schedule": crontab(minute=35),
+    },
+    "prepare-reviews": {
+        "task": "governance.tasks.prepare_reviews",
+        "schedule": crontab(hour=5, minute=40),
+    },
 }

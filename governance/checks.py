@@ -65,7 +65,9 @@ def deployment_findings(live: list[Deployment]) -> list[Finding]:
             continue
         for release in started_by:
             missing = releases.missing_signers(release)
-            voided = release.signatures.filter(voided_at__isnull=False).count()
+            # Signatures voided before deployment were redone (the release went back to draft
+            # and was signed again); only one voided while the release is live matters.
+            voided = release.signatures.filter(voided_at__gt=release.deployed_at).count()
             altered = releases.content_hash(release) != release.content_sha256
             if altered or voided or missing:
                 why = []

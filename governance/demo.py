@@ -33,7 +33,6 @@ from registry.models import (
     ClinicalModel,
     DataFeed,
     Deployment,
-    DeploymentMode,
     ModelVersion,
     Site,
     VersionStatus,
@@ -1168,22 +1167,45 @@ def _seed_version(
 
 
 def _seed_deployments(
-    version: ModelVersion, spec: DemoVersion, sites: Mapping[str, Site], director: Any, log: SeedLog
+    version: ModelVersion,
+    spec: DemoVersion,
+    sites: Mapping[str, Site],
+    users: Mapping[str, Any],
+    password: str,
+    log: SeedLog,
 ) -> None:
+    """Each go-live is a signed release (authored, signed by the roles the model's tier needs)
+    deployed at its sites on its historical date, so the governance checks find the demo's
+    live deployments properly signed."""
+    from governance import deploy, releases, signing
+
+    by_start: dict[dt.datetime, list[str]] = {}
     for code, started in spec.deployments:
-        label = f"{version} at {code}"
         if Deployment.objects.filter(version=version, site=sites[code]).exists():
-            log.kept(f"deployment {label}")
+            log.kept(f"deployment {version} at {code}")
             continue
-        registry.deployment_start(
-            actor=director,
-            version=version,
-            site=sites[code],
-            mode=DeploymentMode.LIVE,
-            at=started,
-            reason=f"Go-live of {version.version} at {code} (demo data)",
-        )
-        log.made(f"deployment {label} from {started.date().isoformat()}")
+        by_start.setdefault(started, []).append(code)
+    model = version.model
+    low = model.risk_tier == "low"
+    author = users["informaticist" if low else "mlengineer"]
+    first = not model.versions.exclude(pk=version.pk).filter(deployments__isnull=False).exists()
+    for started, codes in sorted(by_start.items()):
+        release = releases.release_create(
+            actor=author, model=model, kind="new_model" if first else "retrain",
+            title=f"Go-live of {version.version} at {', '.join(codes)}",
+            rationale=f"Validated by the AI governance committee (demo data); {version.version} "
+            f"goes live at {', '.join(codes)}.",
+            version=version, sites=[sites[c] for c in codes],
+        )  # fmt: skip
+        releases.release_submit(actor=author, release=release, password=password)
+        signers = {"medical_director": "director", "quality_safety": "quality",
+                   "compliance_officer": "compliance", "ml_engineer": "mlengineer"}  # fmt: skip
+        for role, _ in releases.required_signers(release):
+            signing.release_sign(actor=users[signers[role]], release=release, password=password)
+        deploy.release_deploy(actor=users["director"], release=release, at=started)
+        log.made(f"release {release.number}: {version} live at {', '.join(codes)} from "
+                 f"{started.date().isoformat()}")  # fmt: skip
+        first = False
 
 
 def _retire_if_superseded(
@@ -1205,6 +1227,7 @@ def _seed_model(
     users: Mapping[str, Any],
     sites: Mapping[str, Site],
     feeds: Mapping[str, DataFeed],
+    password: str,
     log: SeedLog,
 ) -> ClinicalModel:
     engineer = users[spec.technical_owner]
@@ -1225,7 +1248,7 @@ def _seed_model(
         (_seed_version(model, v, feeds, engineer, users["director"], log), v) for v in spec.versions
     ]
     for version, version_spec in versions:
-        _seed_deployments(version, version_spec, sites, users["director"], log)
+        _seed_deployments(version, version_spec, sites, users, password, log)
     for version, version_spec in versions:
         _retire_if_superseded(version, version_spec, engineer, log)
     return model
@@ -1332,7 +1355,7 @@ def seed_demo(*, password: str, write: Callable[[str], None]) -> SeedLog:
     feeds = _seed_feeds(users["dataengineer"], log)
     for spec in MODELS:
         write(f"Model {spec.fields['slug']}")
-        model = _seed_model(spec, users, sites, feeds, log)
+        model = _seed_model(spec, users, sites, feeds, password, log)
         _seed_service_account(model, log)
     write("Site assignments")
     _seed_assignments(log)
@@ -1346,6 +1369,8 @@ def seed_demo(*, password: str, write: Callable[[str], None]) -> SeedLog:
         f"{sent.rejected} refused; {sent.outcomes} outcomes, {sent.overrides} overrides, "
         f"{sent.reviews} review decisions"
     )
+    write("Governance: update policies, review schedules")
+    _seed_governance(users, log)
     write("Monitoring: reference profiles, daily profiles, windows (governance.demo_monitoring)")
     summary = seed_monitoring(actor=users["mlengineer"], write=lambda _: None)
     log.created += summary.built_days
@@ -1353,7 +1378,65 @@ def seed_demo(*, password: str, write: Callable[[str], None]) -> SeedLog:
         f"  {summary.built_days} daily profiles built, {summary.evaluations} evaluations: "
         + ", ".join(f"{n} {band}" for band, n in sorted(summary.bands.items()))
     )
+    write("Governance checks")
+    from governance import checks
+
+    found = checks.run()
+    write(f"  {len(found)} finding(s): " + (", ".join(f.summary for f in found) or "none"))
     return log
+
+
+#: Each model's written recalibration and retraining policy (demo data).
+UPDATE_POLICIES: dict[str, dict[str, Any]] = {
+    "sepsis-ews": {
+        "triggers": {
+            "sustained_drift": "Calibration O/E outside 0.8–1.25 at any site for 2 windows",
+            "outcome_degradation": "AUC interval below 0.75 overall or in any age band",
+            "guideline_change": "A new Surviving Sepsis Campaign bundle or local sepsis pathway",
+            "new_data_source": "A new lab analyser or vitals device at any site",
+        },
+        "retraining_owner": "mlengineer",
+        "validation_requirements": "Temporal validation on the latest 6 months at every site; "
+        "AUC and calibration slope per age band and sex with 95% intervals; no subgroup worse "
+        "than the live version by more than 0.02 AUC.",
+        "approval_gates": "Sepsis committee review, then the release's signatures (medical "
+        "director, quality and safety).",
+        "permitted_data": "Adult inpatient encounters from the EHR data warehouse, de-identified; "
+        "no free-text notes.",
+        "leakage_controls": "Features only as of the prediction time; outcome labels from 48 h "
+        "after it; patients split by patient, not encounter; no post-antibiotic vitals.",
+        "min_window_events": 100,
+    },
+    "readmit-30d": {
+        "triggers": {"sustained_drift": "Score PSI > 0.2 for 2 windows",
+                     "workflow_change": "Changes to discharge planning"},  # fmt: skip
+        "retraining_owner": "mlengineer",
+        "validation_requirements": "Temporal validation, calibration by payer and site.",
+        "approval_gates": "Transitions-of-care committee, then the medical director's signature.",
+        "permitted_data": "Discharges and claims from the warehouse.",
+        "leakage_controls": "No data after discharge; patient-level split.",
+        "min_window_events": 100,
+    },
+}
+
+
+def _seed_governance(users: Mapping[str, Any], log: SeedLog) -> None:
+    from governance.models import UpdatePolicy
+    from governance.recalibration import update_policy_save
+    from governance.reviews import prepare_due_meetings
+
+    for slug, fields in UPDATE_POLICIES.items():
+        model = ClinicalModel.objects.filter(slug=slug).first()
+        if model is None:
+            continue
+        if UpdatePolicy.objects.filter(model=model).exists():
+            log.kept(f"update policy of {slug}")
+            continue
+        update_policy_save(actor=users["director"], model=model, fields=fields)
+        log.made(f"update policy of {slug}")
+    from django.utils import timezone
+
+    prepare_due_meetings(timezone.localdate())
 
 
 def login_table(password: str) -> list[str]:

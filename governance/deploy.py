@@ -10,6 +10,7 @@ force pinned so that a rollback can restore it exactly.
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -85,8 +86,11 @@ def _config_for(release: Release, site: Site) -> dict[str, Any]:
     }
 
 
-def release_deploy(*, actor: Any, release: Release) -> Release:
-    """Start the release's configuration at every target site, in one transaction."""
+def release_deploy(*, actor: Any, release: Release, at: datetime | None = None) -> Release:
+    """Start the release's configuration at every target site, in one transaction.
+
+    ``at`` back-dates the deployments' start (the demo data set's history only; pages and the
+    API always deploy now). The audit event records it."""
     require_perms(actor, "governance.deploy_release")
     started = time.perf_counter()
     with transaction.atomic():
@@ -115,6 +119,7 @@ def release_deploy(*, actor: Any, release: Release) -> Release:
                     on_behalf_of=actor,
                     site=site,
                     reason=f"{release.number}: {release.title}"[:300],
+                    at=at,
                     **config,
                 )  # fmt: skip
             )
@@ -130,6 +135,7 @@ def release_deploy(*, actor: Any, release: Release) -> Release:
                     f"{release.deploy_seconds * 1000:.0f} ms",
             deployments=[d.pk for d in made], sites=[d.site.code for d in made],
             deploy_ms=round(release.deploy_seconds * 1000, 1),
+            backdated_to=at.isoformat() if at else None,
             proposed_to_live_s=round((release.deployed_at - release.created_at).total_seconds(), 1),
         )  # fmt: skip
     return release

@@ -265,7 +265,7 @@ class UpdatePolicy(models.Model):
     permitted_data = models.TextField()
     leakage_controls = models.TextField()
     min_window_events = models.PositiveIntegerField(
-        default=100, help_text="outcome events a recommendation needs in its window"
+        default=100, help_text="labelled cases a recommendation needs in its window"
     )
     updated_at = models.DateTimeField(default=timezone.now)
     updated_by = models.ForeignKey(
@@ -368,6 +368,13 @@ class ReviewMeeting(models.Model):
     class Meta:
         ordering = ["-scheduled_for"]
         base_manager_name = "objects"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["model", "scheduled_for"],
+                condition=Q(held_at__isnull=True),
+                name="governance_one_planned_meeting_per_day",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.model.slug} review {self.scheduled_for}"

@@ -56,8 +56,20 @@ def _release(release: Release) -> HttpResponseRedirect:
     return redirect(reverse("governance:release-detail", args=[release.pk]))
 
 
-def _detail(rec: Recommendation) -> HttpResponseRedirect:
-    return redirect(reverse("governance:recommendation-detail", args=[rec.model.slug, rec.pk]))
+def _incident_of(request: HttpRequest) -> str:
+    """The incident that led here (``?incident=N``), carried through to the release."""
+    value = request.GET.get("incident", "")
+    return value if value.isdigit() else ""
+
+
+def _detail(rec: Recommendation, incident: str = "") -> HttpResponseRedirect:
+    url = reverse("governance:recommendation-detail", args=[rec.model.slug, rec.pk])
+    return redirect(f"{url}?incident={incident}" if incident else url)
+
+
+def _site_of(request: HttpRequest) -> Any:
+    site_id = request.GET.get("site", "")
+    return Site.objects.filter(pk=int(site_id)).first() if site_id.isdigit() else None
 
 
 @perms_required(VIEW_POLICY, VIEW_RECOMMENDATION)
@@ -74,7 +86,8 @@ def overview(request: HttpRequest, slug: str) -> HttpResponse:
         if policy
         else [],
         "recommendations": svc.recommendations_of(model),
-        "window_form": WindowForm(),
+        "window_form": WindowForm(initial={"site": _site_of(request)}),
+        "incident": _incident_of(request),
         "can_edit": has_perms(user, [EDIT_POLICY]),
         "can_recommend": has_perms(user, [RECOMMEND]),
         "can_propose": has_perms(user, [PROPOSE]),
@@ -126,7 +139,7 @@ def recommendation_new(request: HttpRequest, slug: str) -> HttpResponse:
     except (ValidationError, PermissionDenied) as exc:
         _refused(request, exc)
         return _overview(slug)
-    return _detail(rec)
+    return _detail(rec, _incident_of(request))
 
 
 @perms_required(VIEW_RECOMMENDATION)
@@ -158,7 +171,7 @@ def recommendation_detail(request: HttpRequest, slug: str, pk: int) -> HttpRespo
         "can_retrain": rec.level == Recommendation.Level.REFIT
         and rec.release_id is None
         and has_perms(user, [PROPOSE]),
-        "propose_form": ProposeForm(),
+        "propose_form": ProposeForm(initial={"incident": _incident_of(request) or None}),
     }
     return render(request, "governance/updates/recommendation.html", context)
 
@@ -240,7 +253,8 @@ def threshold_change(request: HttpRequest, slug: str) -> HttpResponse:
     except ValidationError as exc:
         _refused(request, exc)
         return _overview(slug)
-    form = ThresholdForm(request.POST or None, thresholds=scope.thresholds, initial={"site": site})
+    initial = {"site": site, "incident": _incident_of(request) or None}
+    form = ThresholdForm(request.POST or None, thresholds=scope.thresholds, initial=initial)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:

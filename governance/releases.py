@@ -37,9 +37,9 @@ OPEN = (S.DRAFT, S.SUBMITTED, S.IN_REVIEW, S.APPROVED)
 #: The enforced order: each state's allowed next states.
 TRANSITIONS: dict[str, frozenset[str]] = {
     S.DRAFT: frozenset({S.SUBMITTED, S.WITHDRAWN}),
-    S.SUBMITTED: frozenset({S.IN_REVIEW, S.REJECTED, S.WITHDRAWN}),
-    S.IN_REVIEW: frozenset({S.APPROVED, S.REJECTED, S.WITHDRAWN}),
-    S.APPROVED: frozenset({S.DEPLOYED, S.IN_REVIEW, S.WITHDRAWN}),
+    S.SUBMITTED: frozenset({S.IN_REVIEW, S.REJECTED, S.WITHDRAWN, S.DRAFT}),
+    S.IN_REVIEW: frozenset({S.APPROVED, S.REJECTED, S.WITHDRAWN, S.DRAFT}),
+    S.APPROVED: frozenset({S.DEPLOYED, S.WITHDRAWN, S.DRAFT}),
     S.DEPLOYED: frozenset(),
     S.REJECTED: frozenset(),
     S.WITHDRAWN: frozenset(),
@@ -319,11 +319,14 @@ def release_create(
 def release_update(
     *, actor: Any, release: Release, changes: Mapping[str, Any], reason: str
 ) -> Release:
-    """Change a release's content. Before submission this is drafting; afterwards every
-    signature is voided (shown struck through with the reason) and the release goes back to
-    review."""
+    """Change a release's content: only its author may. Before submission this is drafting;
+    afterwards every signature, the author's own included, is voided (shown struck through
+    with the reason) and the release goes back to draft: the author submits it again and
+    every signer signs again."""
     require_perms(actor, "governance.change_release")
     release = _locked(release)
+    if release.author_id != getattr(actor, "pk", None):
+        raise PermissionDenied("Only the release's author changes its content.")
     if release.status not in OPEN:
         raise ValidationError({"status": f"A {release.get_status_display().lower()} release "
                                          "cannot change; propose a new one."})  # fmt: skip
@@ -360,18 +363,23 @@ def release_update(
         return release
     voided = 0
     if release.status != S.DRAFT:
-        voided = _void_all(release, actor=actor, reason=f"content changed: {reason}")
-        release.content_sha256 = after
-        fields = ["content_sha256"]
-        if release.status == S.APPROVED:
-            release.status, release.approved_at = S.IN_REVIEW, None
-            fields += ["status", "approved_at"]
-        _save(release, actor=actor, reason=reason, update_fields=fields)
+        voided = _back_to_draft(release, actor=actor, reason=f"content changed: {reason}")
     _audit(release, actor=actor, action="update",
            summary=f"content changed ({', '.join(sorted(changes))}); {voided} signatures voided",
            changed=sorted(changes), reason=reason, voided=voided,
            content_sha256=after)  # fmt: skip
     return release
+
+
+def _back_to_draft(release: Release, *, actor: Any, reason: str) -> int:
+    """Signed content changed: void every signature and return the release to draft."""
+    voided = _void_all(release, actor=actor, reason=reason)
+    release.content_sha256 = ""
+    release.approved_at = release.submitted_at = release.review_started_at = None
+    fields = ["content_sha256", "approved_at", "submitted_at", "review_started_at"]
+    _save(release, actor=actor, reason=reason, update_fields=fields)
+    _move(release, S.DRAFT, actor=actor, stamp=None, reason=reason)
+    return voided
 
 
 def _void_all(release: Release, *, actor: Any, reason: str) -> int:
@@ -393,9 +401,13 @@ def evidence_file_add(
     signed content, so it voids the signatures like any other change."""
     require_perms(actor, "governance.change_release")
     release = _locked(release)
+    if release.author_id != getattr(actor, "pk", None):
+        raise PermissionDenied("Only the release's author attaches its evidence.")
     errors = {}
     if release.status not in OPEN:
         errors["release"] = "Evidence can be added only to an open release."
+    if release.kind == K.ROLLBACK:
+        errors["release"] = "A rollback's content is fixed: it restores a past deployment."
     if kind not in EvidenceFile.Kind.values:
         errors["kind"] = f"Unknown evidence kind {kind!r}."
     if not name.strip() or len(name) > 255:
@@ -414,13 +426,7 @@ def evidence_file_add(
     )  # fmt: skip
     voided = 0
     if release.status != S.DRAFT and content_hash(release) != before:
-        voided = _void_all(release, actor=actor, reason=f"evidence file {name} added")
-        release.content_sha256 = content_hash(release)
-        fields = ["content_sha256"]
-        if release.status == S.APPROVED:
-            release.status, release.approved_at = S.IN_REVIEW, None
-            fields += ["status", "approved_at"]
-        _save(release, actor=actor, reason="evidence added", update_fields=fields)
+        voided = _back_to_draft(release, actor=actor, reason=f"evidence file {name} added")
     _audit(release, actor=actor, action="evidence", summary=f"evidence file {name} ({digest[:12]})",
            file=name, sha256=digest, size=len(data), voided=voided)  # fmt: skip
     return evidence
@@ -503,6 +509,9 @@ def release_reject(*, actor: Any, release: Release, reason: str) -> Release:
     release = _locked(release)
     if release.author_id == actor.pk:
         raise PermissionDenied("The author cannot reject their own release; withdraw it.")
+    held = set(actor.groups.values_list("name", flat=True))
+    if not any(role in held for role, _ in required_signers(release)):
+        raise PermissionDenied("Only a role whose signature this release needs may reject it.")
     if not reason.strip():
         raise ValidationError({"reason": "Say why the release is rejected."})
     _move(release, S.REJECTED, actor=actor, stamp="closed_at", reason=reason.strip())

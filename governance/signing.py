@@ -66,8 +66,6 @@ def _recent_failures(user: Any) -> int:
 def _fail(user: Any, release: Release | None, detail: str) -> None:
     """Record a failed attempt (committed even though the signing is refused) and lock
     signing after too many."""
-    from governance import signals
-
     SigningAttempt.objects.create(user=user, release=release, outcome="failed", detail=detail)
     record(
         actor=user,
@@ -88,21 +86,39 @@ def _fail(user: Any, release: Release | None, detail: str) -> None:
             summary=f"Signing locked for {user.get_username()} after {MAX_FAILURES} failures",
             payload={"user": user.get_username(), "failures": MAX_FAILURES},
         )
-        if release is not None:
-            signals.checked.send(
-                sender=Release,
-                kinds=(),
-                findings=[
-                    Finding(
-                        kind="signing_locked",
-                        model_id=release.model_id,
-                        key=f"user:{user.pk}",
-                        summary=f"Signing locked for {user.get_username()} after "
-                        f"{MAX_FAILURES} failed attempts on {release.number}",
-                        details={"user": user.get_username(), "release": release.pk},
-                    )
-                ],
-            )
+        _announce_locks()
+
+
+def locked_findings() -> list[Finding]:
+    """One finding per user whose signing is locked now (for the model of the release the
+    lock happened on)."""
+    last: dict[int, SigningAttempt] = {}
+    for attempt in (
+        SigningAttempt.objects.filter(outcome__in=("locked", "unlocked"))
+        .order_by("at", "pk")
+        .select_related("release", "user")
+    ):
+        last[attempt.user_id] = attempt
+    return [
+        Finding(
+            kind="signing_locked",
+            model_id=a.release.model_id,
+            key=f"user:{a.user_id}",
+            summary=f"Signing locked for {a.user.get_username()} after {MAX_FAILURES} failed "
+            f"attempts on {a.release.number}",
+            details={"user": a.user.get_username(), "release": a.release_id},
+        )
+        for a in last.values()
+        if a.outcome == "locked" and a.release is not None
+    ]
+
+
+def _announce_locks() -> None:
+    """Tell incidents which users are locked now: new locks raise a compliance alert, lifted
+    ones resolve theirs."""
+    from governance import signals
+
+    signals.checked.send(sender=Release, kinds=("signing_locked",), findings=locked_findings())
 
 
 def check_credentials(
@@ -240,6 +256,7 @@ def signing_unlock(*, actor: Any, user: Any, reason: str) -> None:
     if not reason.strip():
         raise ValidationError({"reason": "Say why signing is unlocked (e.g. identity checked)."})
     SigningAttempt.objects.create(user=user, outcome="unlocked", detail=reason.strip()[:300])
+    _announce_locks()
     record(
         actor=actor,
         action="signature.unlocked",

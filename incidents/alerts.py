@@ -82,6 +82,8 @@ def slice_words(key: str) -> str:
     """A slice key in plain words: "site SOUTH", "patients with age band 80+"."""
     if key == "all":
         return "the whole deployment"
+    if key == "governance":
+        return "its governance records"
     if key.startswith("site="):
         return f"site {key.partition('=')[2]}"
     column, _, value = key.partition("=")

@@ -245,3 +245,12 @@ def alert_chart(alert: Alert, limit: int = 12) -> AlertChart:
         last_text=charts.format_value(last.value) if last else "—",
         count=len(points),
     )
+
+
+def releases_from(incident: Incident) -> QuerySet[Any]:
+    """The releases (recalibration, threshold change, rollback ...) proposed from it."""
+    from governance.models import Release
+
+    return Release.objects.filter(
+        model=incident.model, origin__incident=incident.number
+    ).order_by("created_at")

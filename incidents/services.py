@@ -145,7 +145,13 @@ def attach_to_incidents(
             band=alert.worst_band,
         )  # fmt: skip
         touched[incident.pk] = incident
-        if alert.worst_band == "red" and model.risk_tier in routing.HIGH_TIERS:
+        # A governance finding (missing signatures, an overdue review) is a paperwork failure:
+        # it routes to people, it never stops a model that is scoring correctly.
+        if (
+            alert.worst_band == "red"
+            and model.risk_tier in routing.HIGH_TIERS
+            and alert.layer != "governance"
+        ):
             if alert.is_drill:  # a drill rehearses the decision; it never stops a model
                 note(
                     incident,

@@ -146,6 +146,8 @@ def detail(request: HttpRequest, number: int) -> HttpResponse:
         "roles": [(r, label, getattr(incident, r)) for r, label in INCIDENT_ROLES],
         "can_assign": has_perms(user, [WORK]) and incident.status not in services.FINISHED_STATES,
         "notifications": selectors.incident_notifications(incident),
+        "releases": selectors.releases_from(incident),
+        "can_propose": has_perms(user, ["governance.add_release"]),
     }
     return render(request, "incidents/incident.html", context)
 

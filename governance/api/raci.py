@@ -20,7 +20,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from governance import raci
-from registry.api.serializers import validate_input
+from registry.api.serializers import StrictFieldsMixin, validate_input
 from registry.models import ClinicalModel
 
 PERMS = {"read": ["governance.view_racimatrix"], "PUT": ["governance.change_racimatrix"]}
@@ -51,7 +51,7 @@ class RaciMatrixSerializer(serializers.Serializer):  # type: ignore[type-arg]
     updated_by = serializers.CharField(allow_null=True)
 
 
-class RaciSaveSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class RaciSaveSerializer(StrictFieldsMixin, serializers.Serializer):  # type: ignore[type-arg]
     entries = serializers.DictField(
         child=serializers.JSONField(),
         allow_empty=True,

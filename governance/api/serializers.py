@@ -11,7 +11,7 @@ from rest_framework import serializers
 
 from governance import releases
 from governance.models import EvidenceFile, Release, ReleaseKind, Signature
-from registry.api.serializers import ModelSlugField
+from registry.api.serializers import ModelSlugField, StrictFieldsMixin
 from registry.models import ModelVersion, Site
 
 
@@ -97,7 +97,7 @@ class SitesField(serializers.SlugRelatedField):  # type: ignore[type-arg]
         super().__init__(slug_field="code", queryset=Site.objects.all(), **kwargs)
 
 
-class ReleaseInputSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class ReleaseInputSerializer(StrictFieldsMixin, serializers.Serializer):  # type: ignore[type-arg]
     model = ModelSlugField()
     kind = serializers.ChoiceField(
         choices=ReleaseKind.choices, help_text="rollback: use POST /releases/rollback/."
@@ -128,7 +128,7 @@ class ReleaseInputSerializer(serializers.Serializer):  # type: ignore[type-arg]
         return data
 
 
-class ReleaseChangeSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class ReleaseChangeSerializer(StrictFieldsMixin, serializers.Serializer):  # type: ignore[type-arg]
     title = serializers.CharField(max_length=200, required=False)
     rationale = serializers.CharField(required=False)
     sites = SitesField(many=True, required=False)
@@ -140,20 +140,20 @@ class ReleaseChangeSerializer(serializers.Serializer):  # type: ignore[type-arg]
     reason = serializers.CharField(required=False, allow_blank=True, default="")
 
 
-class CredentialsSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class CredentialsSerializer(StrictFieldsMixin, serializers.Serializer):  # type: ignore[type-arg]
     """Every component of the signature: the API has no signing session."""
 
     username = serializers.CharField()
     password = serializers.CharField(style={"input_type": "password"}, trim_whitespace=False)
 
 
-class RollbackInputSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class RollbackInputSerializer(StrictFieldsMixin, serializers.Serializer):  # type: ignore[type-arg]
     model = ModelSlugField()
     sites = SitesField(many=True)
     rationale = serializers.CharField()
     incident = serializers.IntegerField(required=False, help_text="INC number it answers.")
 
 
-class EvidenceUploadSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class EvidenceUploadSerializer(StrictFieldsMixin, serializers.Serializer):  # type: ignore[type-arg]
     kind = serializers.ChoiceField(choices=EvidenceFile.Kind.choices)
     file = serializers.FileField(help_text="A validation set (CSV / Parquet) is evaluated.")

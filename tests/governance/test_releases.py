@@ -195,6 +195,8 @@ def test_repeated_failures_lock_signing_and_alert_compliance(gate_setup, user_fo
     with pytest.raises(PermissionDenied):
         signing.signing_unlock(actor=user_for("ml_engineer"), user=director, reason="checked")
     signing.signing_unlock(actor=user_for("compliance_officer"), user=director, reason="ID seen")
+    alert.refresh_from_db()
+    assert alert.status == AlertStatus.RESOLVED
     signing.release_sign(actor=director, release=release, password=PASSWORD)
     release.refresh_from_db()
     assert release.status == "approved"
@@ -209,12 +211,35 @@ def test_changing_the_content_voids_every_signature_visibly(gate_setup, user_for
         reason="refit on the full window",
     )  # fmt: skip
     release.refresh_from_db()
-    assert release.status == "in_review" and release.approved_at is None
-    assert releases.valid_signatures(release) == []
+    assert release.status == "draft" and release.approved_at is None
+    assert releases.valid_signatures(release) == []  # the author's authorship too
     voided = list(release.signatures.all())
     assert all(s.voided_at and "refit on the full window" in s.void_reason for s in voided)
     with pytest.raises(ValidationError):
         deploy.release_deploy(actor=director, release=release)
+    # Signed again from the start, it deploys; the old void signatures are no live finding.
+    releases.release_submit(actor=release.author, release=release, password=PASSWORD)
+    deploy.release_deploy(actor=director, release=approve(release, user_for))
+    assert not [f for f in checks.run() if f.kind == "voided_signature"]
+
+
+def test_only_the_author_changes_a_release(gate_setup, user_for, director):
+    release = submitted(gate_setup, user_for)
+    with pytest.raises(PermissionDenied, match="author"):
+        releases.release_update(actor=director, release=release,
+                                changes={"thresholds": {"alert": 0.9}}, reason="mine now")  # fmt: skip
+    with pytest.raises(PermissionDenied, match="author"):
+        releases.evidence_file_add(actor=director, release=release, kind="other", name="x",
+                                   data=b"x")  # fmt: skip
+
+
+def test_only_a_needed_signer_may_reject(gate_setup, user_for):
+    from tests.factories import UserFactory
+
+    release = submitted(gate_setup, user_for)  # moderate tier: the medical director signs
+    with pytest.raises(PermissionDenied, match="needs"):
+        releases.release_reject(actor=UserFactory(username="ml-3", role="ml_engineer"),
+                                release=release, reason="no")  # fmt: skip
 
 
 def test_evidence_files_are_stored_with_their_sha256(gate_setup, user_for):
