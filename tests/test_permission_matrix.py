@@ -193,7 +193,8 @@ MATRIX: dict[str, dict[str, frozenset[str]]] = {
     "incidents-api:runbook-list": {"GET": EVERYONE},
     "incidents-api:runbook-detail": {"GET": EVERYONE, "PUT": CLOSERS},
     "governance-api:release-list": {"GET": EVERYONE, "POST": PROPOSERS},
-    "governance-api:release-detail": {"GET": EVERYONE, "PATCH": PROPOSERS},
+    # Only the author changes a release; the sample's author is the medical director.
+    "governance-api:release-detail": {"GET": EVERYONE, "PATCH": DIRECTOR},
     "governance-api:release-submit": {"POST": PROPOSERS},
     "governance-api:release-sign": {"POST": SIGNERS},
     "governance-api:release-reject": {"POST": SIGNERS},

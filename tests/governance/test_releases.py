@@ -226,8 +226,9 @@ def test_changing_the_content_voids_every_signature_visibly(gate_setup, user_for
 def test_only_the_author_changes_a_release(gate_setup, user_for, director):
     release = submitted(gate_setup, user_for)
     with pytest.raises(PermissionDenied, match="author"):
-        releases.release_update(actor=director, release=release,
-                                changes={"thresholds": {"alert": 0.9}}, reason="mine now")  # fmt: skip
+        releases.release_update(
+            actor=director, release=release, changes={"thresholds": {"alert": 0.9}}, reason="x"
+        )
     with pytest.raises(PermissionDenied, match="author"):
         releases.evidence_file_add(actor=director, release=release, kind="other", name="x",
                                    data=b"x")  # fmt: skip
