@@ -155,6 +155,7 @@ def diff_against_live(release: Release) -> list[dict[str, Any]]:
                 "site": site.code,
                 "live": _describe(live.version, live.score_mapping, live.thresholds,
                                   live.deferral_policy_number) if live else None,
+                "frozen": bool(live and live.frozen),
                 "proposed": _describe(version, release.score_mapping, release.thresholds,
                                       release.deferral_policy_number) if version else None,
             }

@@ -97,6 +97,7 @@ class Answer:
     deployment_mode: str
     policy_version: int
     review_case_id: int | None
+    score: float
     replayed: bool = False
 
     def as_dict(self) -> dict[str, Any]:
@@ -110,6 +111,7 @@ class Answer:
             "deployment_mode": self.deployment_mode,
             "policy_version": self.policy_version,
             "review_case_id": self.review_case_id,
+            "score": self.score,
         }
 
 
@@ -448,6 +450,7 @@ class _Event:
             deployment_mode=self.mode,
             policy_version=self.policy_number,
             review_case_id=self.review_case_id if self.action == deferral.DEFER else None,
+            score=self.score,
         )
 
 
@@ -465,7 +468,7 @@ def _replay_sql() -> str:
 
     return f"""
         SELECT e.event_id, e.body_hash, e.action, e.reasons, e.mode, e.policy_number,
-               m.slug, v.version, s.code, r.id
+               m.slug, v.version, s.code, r.id, e.score
         FROM {PredictionEvent._meta.db_table} e
         JOIN {ClinicalModel._meta.db_table} m ON m.id = e.model_id
         JOIN {ModelVersion._meta.db_table} v ON v.id = e.version_id
@@ -495,6 +498,7 @@ def _replays(items: Sequence[PredictionIn]) -> dict[uuid.UUID, _Stored]:
                 version,
                 site,
                 review,
+                score,
             ) in cursor.fetchall():
                 event_id = _uuid(event_id)
                 found[event_id] = _Stored(
@@ -509,6 +513,7 @@ def _replays(items: Sequence[PredictionIn]) -> dict[uuid.UUID, _Stored]:
                         deployment_mode=mode,
                         policy_version=number,
                         review_case_id=review if action == deferral.DEFER else None,
+                        score=score,
                         replayed=True,
                     ),
                 )

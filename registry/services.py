@@ -409,6 +409,11 @@ def deployment_start(
         thresholds=config[1],
         deferral_policy_number=config[2],
     )
+    if previous is not None and previous.frozen:
+        # The kill switch survives a new configuration: only a medical director's explicit
+        # unfreeze (with their password) lets the model act again.
+        deployment.frozen, deployment.frozen_at = True, now
+        deployment.frozen_reason = f"still frozen: {previous.frozen_reason}"[:300]
     _save(deployment, actor=actor, reason=reason)
     if mode == DeploymentMode.LIVE and version.status != VersionStatus.DEPLOYED:
         version.status = VersionStatus.DEPLOYED
@@ -428,6 +433,7 @@ def deployment_start(
             "score_mapping": config[0],
             "thresholds": config[1],
             "deferral_policy_number": config[2],
+            "frozen": deployment.frozen,
         },
     )
     return deployment

@@ -215,6 +215,10 @@ class AnswerSerializer(serializers.Serializer):
     site = serializers.CharField()
     deployment_mode = serializers.ChoiceField(choices=["live", "shadow"])
     policy_version = serializers.IntegerField(help_text="0: built-in rules only (no policy set)")
+    score = serializers.FloatField(
+        help_text="The score the gate judged: the model's, through the recalibration a signed "
+        "release deployed (if any). Show this one to clinicians."
+    )
     review_case_id = serializers.IntegerField(allow_null=True)
 
 

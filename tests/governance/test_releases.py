@@ -426,3 +426,18 @@ def test_deploying_writes_the_audit_trail(gate_setup, user_for, director):
                      "release.approved", "release.deployed"):  # fmt: skip
         assert expected in actions
     assert AuditEvent.objects.filter(action="signature.sign").count() == 2
+
+
+def test_a_release_deployed_at_a_frozen_site_stays_frozen(gate_setup, user_for, director):
+    from registry.services import deployment_set_frozen
+
+    deployment_set_frozen(actor=director, deployment=gate_setup.deployment, frozen=True,
+                          reason="INC-3 red calibration")  # fmt: skip
+    release = approve(submitted(gate_setup, user_for), user_for)
+    deploy.release_deploy(actor=director, release=release)
+    live = Deployment.objects.get(site=gate_setup.site, ended_at__isnull=True)
+    assert live.frozen and "INC-3 red calibration" in live.frozen_reason
+    answer = gate_setup.post(score=0.7).json()
+    assert answer["action"] == "defer"
+    assert answer["reasons"][0]["code"] == "frozen_deployment"
+    assert answer["score"] == pytest.approx(0.5443, abs=1e-3)  # the mapping applies regardless
