@@ -1408,8 +1408,10 @@ UPDATE_POLICIES: dict[str, dict[str, Any]] = {
         "min_window_events": 100,
     },
     "readmit-30d": {
-        "triggers": {"sustained_drift": "Score PSI > 0.2 for 2 windows",
-                     "workflow_change": "Changes to discharge planning"},  # fmt: skip
+        "triggers": {
+            "sustained_drift": "Score PSI > 0.2 for 2 windows",
+            "workflow_change": "Changes to discharge planning",
+        },  # fmt: skip
         "retraining_owner": "mlengineer",
         "validation_requirements": "Temporal validation, calibration by payer and site.",
         "approval_gates": "Transitions-of-care committee, then the medical director's signature.",
