@@ -220,7 +220,9 @@ def feature_design(
     intercept and linear predictor): a column is dropped when it is (numerically) a linear
     combination of those kept before it — a constant, an empty indicator, the reference
     category's complement, or the original linear predictor itself when the model is linear
-    in its inputs. So the refit's parameter count is the rank of its design.
+    in its inputs. So the refit's parameter count is the rank of its design. An indicator set
+    (or unset) in fewer than ``MIN_INDICATOR_CASES`` cases is dropped too: it cannot be
+    estimated and would separate the outcomes.
     """
     n = len(rows)
     kept = np.ones((n, 1)) if base is None else np.asarray(base, dtype=float).reshape(n, -1)
@@ -230,6 +232,9 @@ def feature_design(
     dropped: list[str] = []
     for spec in specs:
         for col_name, col in _feature_columns(spec, rows).items():
+            if _too_rare(col):
+                dropped.append(col_name)
+                continue
             z = col - col.mean()
             norm = float(np.linalg.norm(z))
             resid = z - basis @ (basis.T @ z) if norm > 0 else z
@@ -242,6 +247,38 @@ def feature_design(
             basis = np.column_stack([basis, resid / float(np.linalg.norm(resid))])
     matrix = np.column_stack(columns) if columns else np.empty((n, 0))
     return Design(matrix, tuple(names), tuple(dropped))
+
+
+#: An indicator column (a category, a missing-value flag) seen in fewer cases than this, or
+#: missing from fewer, is dropped: a handful of cases cannot estimate a coefficient, and a flag
+#: whose few cases share one outcome separates the data (no finite maximum likelihood).
+MIN_INDICATOR_CASES = 10
+
+
+def _too_rare(col: np.ndarray) -> bool:
+    if col.size == 0 or not np.isin(col, (0.0, 1.0)).all():
+        return False
+    ones = int(col.sum())
+    return 0 < min(ones, col.size - ones) < MIN_INDICATOR_CASES
+
+
+def _without_separating(design: Design, y: np.ndarray) -> Design:
+    """Drop an indicator column whose flagged cases (or unflagged ones) all share one outcome:
+    it separates the data, so M3 has no finite maximum likelihood and the test cannot run.
+    The dropped columns are reported with the others."""
+    keep, dropped = [], list(design.dropped)
+    for j, name in enumerate(design.names):
+        col = design.matrix[:, j]
+        if np.isin(col, (0.0, 1.0)).all():
+            flagged, rest = y[col == 1.0], y[col == 0.0]
+            if any(part.size and np.ptp(part) == 0 for part in (flagged, rest)):
+                dropped.append(f"{name} (separates the outcomes)")
+                continue
+        keep.append(j)
+    if len(keep) == len(design.names):
+        return design
+    names = tuple(design.names[j] for j in keep)
+    return Design(design.matrix[:, keep], names, tuple(dropped), design.notes)
 
 
 def _scaled(m: np.ndarray) -> np.ndarray:
@@ -363,7 +400,9 @@ def closed_test(
         )  # fmt: skip
     lp = logit(p)
     ones = np.ones((n, 1))
-    design = feature_design(specs, rows or [{} for _ in range(n)], np.column_stack([ones, lp]))
+    design = _without_separating(
+        feature_design(specs, rows or [{} for _ in range(n)], np.column_stack([ones, lp])), y
+    )
     fits = {
         "M0": LogisticFit((), loglik(lp, y), True, 0),
         "M1": fit_logistic(ones, y, offset=lp),

@@ -216,8 +216,39 @@ def test_split_sample_fits_on_the_first_half_and_judges_the_second():
 
 
 def test_missing_values_get_an_indicator_and_the_mean():
-    rows = [{"x1": 1.0}, {"x1": None}, {"x1": 3.0}, {}]
+    rows = [{"x1": float(i)} if i % 2 == 0 else ({"x1": None} if i % 4 == 1 else {})
+            for i in range(40)]  # fmt: skip
     design = feature_design([{"name": "x1", "dtype": "numeric"}], rows)
     assert design.names == ("x1", "x1:missing")
-    np.testing.assert_allclose(design.matrix[:, 1], [0, 1, 0, 1])
-    np.testing.assert_allclose(design.matrix[:, 0], np.array([-1, 0, 1, 0]) * math.sqrt(2))
+    np.testing.assert_allclose(design.matrix[:, 1], [i % 2 for i in range(40)])
+    imputed = design.matrix[1::2, 0]
+    np.testing.assert_allclose(imputed, 0.0, atol=1e-12)  # the mean, standardised
+    present = np.array([float(i) for i in range(0, 40, 2)])
+    filled = np.concatenate([present, np.full(20, present.mean())])  # standardised as imputed
+    np.testing.assert_allclose(design.matrix[0::2, 0], (present - present.mean()) / filled.std())
+
+
+def test_an_indicator_seen_in_fewer_than_ten_cases_is_dropped():
+    rows = [{"x1": float(i)} for i in range(40)]
+    for i in (3, 17, 29):
+        rows[i] = {"x1": None}
+    design = feature_design([{"name": "x1", "dtype": "numeric"}], rows)
+    assert design.names == ("x1",) and "x1:missing" in design.dropped
+
+
+def test_an_indicator_that_separates_the_outcomes_is_dropped_not_fatal():
+    """A missing-value flag whose few cases all survived (the demo's sbp) would give M3 no
+    finite estimate; the column is dropped, named, and the ladder still answers."""
+    rng = np.random.default_rng(11)
+    n = 3000
+    x = rng.normal(size=n)
+    score = expit(-2 + x)
+    y = (rng.random(n) < expit(-2 + x + 0.8)).astype(float)  # a rate shift
+    rows = [{"x": float(v)} for v in x]
+    flagged = np.flatnonzero(y == 0)[:15]
+    for i in flagged:
+        rows[i] = {"x": None}
+    specs = [{"name": "x", "dtype": "numeric"}]
+    ladder = closed_test(score, y, specs, rows)
+    assert ladder.level == "intercept"
+    assert any("separates the outcomes" in name for name in ladder.dropped)
