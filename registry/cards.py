@@ -744,8 +744,8 @@ def _oversight(
             make_field(
                 "deferral_rules",
                 "Deferral rules and human review path",
-                None,
-                missing_note="No deferral policy is recorded in the registry yet.",
+                _deferral_rules(version),
+                missing_note=note or "No deferral policy is recorded for this version yet.",
             ),
             _attr(model, "required_expertise", "Required user expertise"),
             _attr(model, "missing_input_handling", "Handling of missing or poor inputs"),
@@ -785,7 +785,45 @@ def _evidence(model: ClinicalModel) -> CardSection:
     )
 
 
-def _approvals() -> CardSection:
+def _deferral_rules(version: ModelVersion | None) -> tuple[str, ...]:
+    """The version's deferral policy in force, in words (read through the reverse relation:
+    the registry imports no monitoring code)."""
+    if version is None:
+        return ()
+    policy = version.deferral_policies.order_by("-number").first()
+    if policy is None:
+        return ()
+    lines = [f"Policy v{policy.number}: every deferred case opens a review case for a clinician "
+             "at its site; a frozen deployment defers every case."]  # fmt: skip
+    if policy.min_confidence is not None:
+        floor = _number(policy.min_confidence)
+        lines.append(f"Defer when the model's confidence is below {floor}.")
+    if policy.threshold_margin is not None:
+        lines.append(
+            f"Defer when the score is within {_number(policy.threshold_margin)} of a threshold."
+        )
+    for rule in [*(policy.population_exclusions or []), *(policy.safety_rules or [])]:
+        lines.append(f"Defer: {rule.get('text', rule.get('code', ''))}")
+    return tuple(lines)
+
+
+def _release_table(version: ModelVersion | None) -> Table:
+    """Every signature of the releases that deployed this version: printed name, meaning and
+    time, as signed (a voided one says so)."""
+    rows: list[tuple[str, ...]] = []
+    if version is not None:
+        for release in version.releases.filter(status__in=("approved", "deployed")).order_by(
+            "created_at"
+        ):
+            for sig in release.signatures.order_by("signed_at"):
+                when = sig.signed_at.strftime("%Y-%m-%d %H:%M UTC")
+                state = f"void: {sig.void_reason}" if sig.voided_at else sig.get_meaning_display()
+                rows.append((f"R-{release.pk} {release.title}", sig.printed_name, state, when))
+    return Table(("Release", "Signed by", "Meaning", "Signed at"), tuple(rows))
+
+
+def _approvals(version: ModelVersion | None) -> CardSection:
+    table = _release_table(version)
     return CardSection(
         "approvals",
         "Approvals",
@@ -793,8 +831,8 @@ def _approvals() -> CardSection:
             make_field(
                 "releases",
                 "Signed releases behind this version (signer, meaning, time)",
-                None,
-                missing_note="No signed releases exist for this model yet.",
+                table if table.rows else None,
+                missing_note="No signed release has approved this version yet.",
             ),
         ),
     )
@@ -822,7 +860,7 @@ def build_card(model: ClinicalModel, *, version: ModelVersion | None = None) -> 
         _maintenance(model),
         _oversight(model, version, features),
         _evidence(model),
-        _approvals(),
+        _approvals(version),
     )
     return ModelCard(
         slug=model.slug,
