@@ -22,7 +22,7 @@ from django.core.exceptions import ValidationError
 from django.utils.dateparse import parse_date, parse_datetime
 
 from monitoring.importing import ImportProblem, Source, is_missing, open_source, parse_value
-from monitoring.reference import _header_problems, _spec_of, _Tally
+from monitoring.reference import _header_problems, _spec_of, _Tally, cohort_values
 from monitoring.validation import is_number
 from registry.models import ModelVersion
 
@@ -101,7 +101,7 @@ def _read(source: Source, version: ModelVersion, name: str, sha256: str) -> Vali
         _check_features(cells, features, tally, row.number)
         scores.append(_score(cells.get("score"), tally, row.number))
         labels.append(_label(cells.get("label"), tally, row.number))
-        cohort_rows.append(_cohort(cells, cohorts, tally, row.number))
+        cohort_rows.append(cohort_values(cells, cohorts, tally, row.number))
         sites.append(str(cells.get("site") or "").strip())
         if TIME_COLUMN in header:
             occurred.append(_moment(cells.get(TIME_COLUMN), tally, row.number))
@@ -149,21 +149,6 @@ def _label(raw: Any, tally: _Tally, number: int) -> float:
         return float(value)
     tally.add("label: missing or not 0 or 1", number)
     return 0.0
-
-
-def _cohort(
-    cells: Any, cohorts: dict[str, list[str]], tally: _Tally, number: int
-) -> dict[str, str]:
-    found: dict[str, str] = {}
-    for column, declared in cohorts.items():
-        raw = cells.get(column)
-        if is_missing(raw):
-            continue
-        text = str(raw).strip()
-        if declared and text not in declared:
-            tally.add(f"{column}: {text[:40]!r} is not a declared cohort value", number)
-        found[column] = text
-    return found
 
 
 def _moment(raw: Any, tally: _Tally, number: int) -> datetime:

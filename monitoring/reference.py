@@ -47,6 +47,22 @@ class ReferenceProblem(Exception):
         self.problems = problems
 
 
+def cohort_values(
+    cells: Any, cohorts: dict[str, list[str]], tally: _Tally, number: int
+) -> dict[str, str]:
+    """A row's cohort columns as text; an undeclared value is a problem of row ``number``."""
+    found: dict[str, str] = {}
+    for column, declared in cohorts.items():
+        raw = cells.get(column)
+        if is_missing(raw):
+            continue
+        text = str(raw).strip()
+        if declared and text not in declared:
+            tally.add(f"{column}: {text[:40]!r} is not a declared cohort value", number)
+        found[column] = text
+    return found
+
+
 @dataclass
 class _Tally:
     """Problems of one kind: a count and the first few row numbers."""
@@ -177,15 +193,7 @@ def _read_rows(
                 label = float(parsed)
             else:
                 tally.add("label: not 0, 1 or blank", n)
-        cohort: dict[str, Any] = {}
-        for column, declared in cohorts.items():
-            raw = cells.get(column)
-            if is_missing(raw):
-                continue
-            text = str(raw).strip()
-            if declared and text not in declared:
-                tally.add(f"{column}: {text[:40]!r} is not a declared cohort value", n)
-            cohort[column] = text
+        cohort = cohort_values(cells, cohorts, tally, n)
         rows_f.append(values)
         scores.append(score)
         labels.append(label)
