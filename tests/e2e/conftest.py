@@ -102,6 +102,31 @@ def log_in(page: Any, username: str, password: str = DEMO_PASSWORD) -> None:
     page.get_by_role("button", name="Log in").click()
 
 
+def service_token(server: Server, model: str, prefix: str = "e2e") -> str:
+    """A fresh service token for ``model``, made by the management command an operator uses."""
+    import uuid
+
+    env = _server_env(server.var_dir)
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    done = _manage(env, "create_service_account", name, "--models", model)
+    assert done.returncode == 0, f"create_service_account failed:\n{done.stdout}\n{done.stderr}"
+    return done.stdout.strip().splitlines()[-1]
+
+
+def post_prediction(server: Server, token: str, body: dict[str, Any]) -> dict[str, Any]:
+    """One prediction through the real gate API, as a model service sends it."""
+    import json
+
+    request = urllib.request.Request(
+        f"{server.url}/api/v1/predictions/",
+        data=json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
 # --- The server -----------------------------------------------------------------------------
 
 

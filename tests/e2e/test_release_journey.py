@@ -7,9 +7,7 @@ prediction; a rollback signed by the medical director alone restores the previou
 
 from __future__ import annotations
 
-import json
 import re
-import urllib.request
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -17,19 +15,11 @@ from typing import Any
 from playwright.sync_api import expect
 
 from monitoring.stats.recalibration import apply_mapping
-from tests.e2e.conftest import DEMO_PASSWORD, Server, _manage, _server_env, log_in
+from tests.e2e.conftest import DEMO_PASSWORD, Server, log_in, post_prediction, service_token
 
 MODEL = "sepsis-ews"
 SITE = "NORTH"
 RAW = 0.3
-
-
-def _service_token(server: Server) -> str:
-    env = _server_env(server.var_dir)
-    name = f"e2e-release-{uuid.uuid4().hex[:8]}"
-    done = _manage(env, "create_service_account", name, "--models", MODEL)
-    assert done.returncode == 0, f"create_service_account failed:\n{done.stdout}\n{done.stderr}"
-    return done.stdout.strip().splitlines()[-1]
 
 
 def _predict(server: Server, token: str) -> dict[str, Any]:
@@ -45,14 +35,7 @@ def _predict(server: Server, token: str) -> dict[str, Any]:
         "confidence": 0.9,
         "cohort": {"age_band": "40-64", "sex": "female"},
     }  # fmt: skip
-    request = urllib.request.Request(
-        f"{server.url}/api/v1/predictions/",
-        data=json.dumps(body).encode(),
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read())
+    return post_prediction(server, token, body)
 
 
 def _sign(page: Any, username: str, button: str) -> None:
@@ -75,7 +58,7 @@ def _status(page: Any, status: str) -> None:
 def test_a_recalibration_from_an_incident_is_signed_deployed_applied_and_rolled_back(
     page: Any, vigil_server: Server
 ) -> None:
-    token = _service_token(vigil_server)
+    token = service_token(vigil_server, MODEL, "e2e-release")
     before = _predict(vigil_server, token)
     assert before["score"] == RAW  # nothing recalibrates the demo's scores yet
 

@@ -8,8 +8,6 @@ score, never as "the first row".
 
 from __future__ import annotations
 
-import json
-import urllib.request
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,7 +16,14 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import Server, _manage, _server_env, log_in
+from tests.e2e.conftest import (
+    Server,
+    _manage,
+    _server_env,
+    log_in,
+    post_prediction,
+    service_token,
+)
 
 MODEL = "sepsis-ews"
 SITE = "NORTH"
@@ -30,13 +35,6 @@ SCORE = 0.9987
 class Deferred:
     review_case_id: int
     answer: dict[str, Any]
-
-
-def _service_token(env: dict[str, str]) -> str:
-    name = f"e2e-review-{uuid.uuid4().hex[:8]}"
-    done = _manage(env, "create_service_account", name, "--models", MODEL)
-    assert done.returncode == 0, f"create_service_account failed:\n{done.stdout}\n{done.stderr}"
-    return done.stdout.strip().splitlines()[-1]
 
 
 def _assign_reviewer(env: dict[str, str]) -> None:
@@ -70,21 +68,14 @@ def _post_prediction(server: Server, token: str) -> dict[str, Any]:
         ],
         "cohort": {"age_band": "65-79", "sex": "female"},
     }
-    request = urllib.request.Request(
-        f"{server.url}/api/v1/predictions/",
-        data=json.dumps(body).encode(),
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read())
+    return post_prediction(server, token, body)
 
 
 @pytest.fixture
 def deferred_case(vigil_server: Server) -> Deferred:
     env = _server_env(vigil_server.var_dir)
     _assign_reviewer(env)
-    answer = _post_prediction(vigil_server, _service_token(env))
+    answer = _post_prediction(vigil_server, service_token(vigil_server, MODEL, "e2e-review"))
     assert answer["action"] == "defer", answer
     assert answer["review_case_id"], answer
     return Deferred(review_case_id=int(answer["review_case_id"]), answer=answer)
