@@ -62,3 +62,52 @@ class LoginThrottle(models.Model):
     def is_locked(self, now: object | None = None) -> bool:
         moment = now or timezone.now()
         return self.locked_until is not None and self.locked_until > moment
+
+
+class BreakGlassGrant(models.Model):
+    """Emergency access to one review case outside the holder's sites, for a limited time.
+
+    A person who may view cases (but not at this case's site) states a reason and is let in
+    until ``expires_at``; the grant is flagged for compliance, who mark it reviewed with a note.
+    ``case_id`` is the ``monitoring.ReviewCase`` id, kept as a plain number because accounts
+    sits below monitoring (tests/test_layers.py).
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    case_id = models.PositiveBigIntegerField()
+    reason = models.TextField()
+    granted_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    review_note = models.TextField(blank=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-granted_at"]
+        indexes = [
+            # The case page asks "does this user hold a live grant for this case?"
+            models.Index(fields=["user", "case_id", "expires_at"], name="accounts_bg_active_idx"),
+            # The access review page lists the grants compliance has not reviewed yet.
+            models.Index(fields=["reviewed_at", "granted_at"], name="accounts_bg_review_idx"),
+        ]
+        permissions = [
+            ("review_access", "Can review access: who saw what, denials, break-glass grants"),
+        ]
+
+    def __str__(self) -> str:
+        return f"break-glass by {self.user_id} on case #{self.case_id}"
+
+    def is_active(self, now: object | None = None) -> bool:
+        return self.expires_at > (now or timezone.now())
+
+    @property
+    def is_reviewed(self) -> bool:
+        return self.reviewed_at is not None

@@ -52,6 +52,9 @@ DEPLOY = frozenset({"registry.add_deployment", "registry.change_deployment"})
 FREEZE = frozenset({"registry.freeze_deployment"})
 APPROVE = frozenset({"registry.approve_modelversion"})
 VIEW_ACCESS = frozenset({"accounts.view_serviceaccount"})
+REVIEW_ACCESS = frozenset({"accounts.review_access"})
+VIEW_HOLDS = frozenset({"governance.view_legalhold"})
+MANAGE_HOLDS = frozenset({"governance.manage_legal_hold"})
 # The gate: what a model service may do, and nothing else.
 GATE = frozenset(
     {"monitoring.add_predictionevent", "monitoring.add_outcome", "monitoring.add_override"}
@@ -116,9 +119,10 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     Role.MEDICAL_DIRECTOR: VIEW_ALL | VIEW_AUDIT | DEPLOY | FREEZE | APPROVE | VIEW_CASES
     | DECIDE_CASES | ALL_SITES | EDIT_MONITOR_POLICY | RUN_MONITORS | WORK_INCIDENTS
     | CLOSE_INCIDENTS | EDIT_RUNBOOKS | PROPOSE_RELEASES | SIGN_RELEASES | DEPLOY_RELEASES
-    | EDIT_RACI | EDIT_UPDATE_POLICY | RECOMMEND | RUN_REVIEWS,
+    | EDIT_RACI | EDIT_UPDATE_POLICY | RECOMMEND | RUN_REVIEWS | VIEW_HOLDS,
     Role.COMPLIANCE_OFFICER: VIEW_ALL | VIEW_AUDIT | EXPORT_AUDIT | VIEW_ACCESS | WORK_INCIDENTS
-    | SIGN_RELEASES | EDIT_RACI | RUN_REVIEWS | UNLOCK_SIGNING,
+    | SIGN_RELEASES | EDIT_RACI | RUN_REVIEWS | UNLOCK_SIGNING | REVIEW_ACCESS | VIEW_HOLDS
+    | MANAGE_HOLDS,
     Role.INCIDENT_COMMANDER: VIEW_ALL | FREEZE | WORK_INCIDENTS | CLOSE_INCIDENTS | EDIT_RUNBOOKS,
     Role.ML_ENGINEER: VIEW_ALL | EDIT_MODELS | EDIT_FEEDS | EDIT_POLICIES | UPLOAD_REFERENCE
     | EDIT_MONITOR_POLICY | RUN_MONITORS | WORK_INCIDENTS | PROPOSE_RELEASES | SIGN_RELEASES

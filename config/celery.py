@@ -12,6 +12,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 app = Celery("vigil")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+# Task modules not named tasks.py, which autodiscovery does not find.
+app.conf.imports = ["governance.retention_tasks"]
 
 app.conf.beat_schedule = {
     # The audit chain is verified every hour; a break raises a governance alert.
@@ -32,6 +34,11 @@ app.conf.beat_schedule = {
     "governance-checks": {
         "task": "governance.tasks.governance_checks",
         "schedule": crontab(minute=35),
+    },
+    # Retention: prediction events past their period (and under no legal hold) are purged.
+    "purge-expired": {
+        "task": "governance.retention_tasks.purge_expired",
+        "schedule": crontab(hour=3, minute=15),
     },
     "prepare-reviews": {
         "task": "governance.tasks.prepare_reviews",

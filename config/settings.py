@@ -105,12 +105,14 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "config.security.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "accounts.middleware.IdleTimeoutMiddleware",
+    "accounts.middleware.AccessDeniedAuditMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
 ]
@@ -144,7 +146,11 @@ DATABASE_URL = os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'vigil.s
 if DATABASE_URL.startswith("sqlite:///"):
     VAR_DIR.mkdir(parents=True, exist_ok=True)
 DATABASES = {
-    "default": dj_database_url.parse(DATABASE_URL, conn_max_age=envint("DB_CONN_MAX_AGE", 60))
+    # Health checks: a persistent connection broken by a database restart is replaced before
+    # the next request uses it, instead of failing that request.
+    "default": dj_database_url.parse(
+        DATABASE_URL, conn_max_age=envint("DB_CONN_MAX_AGE", 60), conn_health_checks=True
+    )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # IMMEDIATE transactions take the write lock at BEGIN, so two writers never both read the
@@ -173,6 +179,8 @@ LOGOUT_REDIRECT_URL = "accounts:login"
 
 # HIPAA automatic logoff: a session idle this long is ended (and the logout audited).
 VIGIL_IDLE_TIMEOUT_SECONDS = envint("VIGIL_IDLE_TIMEOUT_MINUTES", 15) * 60
+#: How long a break-glass grant opens one case outside the reader's sites.
+VIGIL_BREAK_GLASS_MINUTES = envint("VIGIL_BREAK_GLASS_MINUTES", 60)
 # The idle check is the middleware (it audits the timeout); the server-side expiry is a backstop.
 SESSION_COOKIE_AGE = VIGIL_IDLE_TIMEOUT_SECONDS + 3600
 SESSION_SAVE_EVERY_REQUEST = True
@@ -307,3 +315,48 @@ LOGGING = {
 }
 
 SIMPLE_HISTORY_HISTORY_CHANGE_REASON_USE_TEXT_FIELD = True
+
+# --- Retention (issue 7) --------------------------------------------------------------------
+# How long each kind of record is kept, in days. Only prediction events are ever purged (by
+# ``governance.retention.purge_due``, daily, honouring legal holds); their outcomes, overrides
+# and review cases go with them, since they are facts about that event and cannot outlive it.
+# Daily profiles, metric results, alerts, incidents and the audit trail are aggregates or
+# governance records and are never purged by Vigil.
+#
+# * prediction_event, default 7 years (2557 days): above HIPAA's six-year documentation rule and
+#   the common adult medical-record periods of US states, with a year's margin for late outcomes
+#   and litigation notices. Below a year is refused (a "7" meant as years would purge all but
+#   a week).
+# * governance (releases, signatures, RACI, reviews, legal holds) and audit (the audit trail),
+#   default 10 years: at least six years is required (ImproperlyConfigured below that), and they
+#   must outlive the events whose decisions they explain.
+RETENTION_MIN_GOVERNANCE_DAYS = 6 * 365
+RETENTION_MIN_EVENT_DAYS = 365
+
+
+def retention_days(periods: dict[str, int]) -> dict[str, int]:
+    """Check the retention periods in force; return them unchanged or raise."""
+    for kind in ("governance", "audit"):
+        if periods.get(kind, 0) < RETENTION_MIN_GOVERNANCE_DAYS:
+            raise ImproperlyConfigured(
+                f"VIGIL_RETENTION_{kind.upper()}_DAYS must be at least "
+                f"{RETENTION_MIN_GOVERNANCE_DAYS} days (six years), got {periods.get(kind)}"
+            )
+    if periods.get("prediction_event", 0) < RETENTION_MIN_EVENT_DAYS:
+        raise ImproperlyConfigured(
+            f"VIGIL_RETENTION_PREDICTION_EVENT_DAYS must be at least {RETENTION_MIN_EVENT_DAYS} "
+            f"days, got {periods.get('prediction_event')}"
+        )
+    return periods
+
+
+VIGIL_RETENTION_DAYS = retention_days(
+    {
+        "prediction_event": envint("VIGIL_RETENTION_PREDICTION_EVENT_DAYS", 2557),
+        "governance": envint("VIGIL_RETENTION_GOVERNANCE_DAYS", 3653),
+        "audit": envint("VIGIL_RETENTION_AUDIT_DAYS", 3653),
+    }
+)
+# Events deleted per transaction by the purge: bounded memory and short locks.
+VIGIL_RETENTION_PURGE_CHUNK = envint("VIGIL_RETENTION_PURGE_CHUNK", 2000)
+# --- end of retention -----------------------------------------------------------------------

@@ -13,6 +13,7 @@ KINDS = {
     "incomplete_model_card": "Incomplete model card for a deployed model",
     "overdue_action": "Overdue review action item",
     "signing_locked": "Signing locked after repeated failed attempts",
+    "audit_chain_broken": "Audit trail chain broken: the record may have been altered",
 }
 
 

@@ -407,3 +407,56 @@ class ActionItem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.text} ({self.owner}, due {self.due})"
+
+
+# --- Retention ------------------------------------------------------------------------------
+
+
+class LegalHold(models.Model):
+    """Keeps prediction events past their retention period: the purge skips every event of
+    ``model`` at ``site`` while the hold is active (not released). An empty ``model`` holds
+    every model; an empty ``site`` holds every site. Released holds stay on record."""
+
+    model = models.ForeignKey(
+        "registry.ClinicalModel", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    site = models.ForeignKey(
+        "registry.Site", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    reason = models.CharField(max_length=500)
+    placed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    placed_at = models.DateTimeField(default=timezone.now)
+    released_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    released_at = models.DateTimeField(null=True, blank=True)
+    release_reason = models.CharField(max_length=500, blank=True)
+
+    objects = GovernedManager()
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-placed_at"]
+        base_manager_name = "objects"
+        permissions = [("manage_legal_hold", "Can place and release legal holds")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(released_at__isnull=True) | Q(released_by__isnull=False),
+                name="governance_hold_release_named",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"legal hold on {self.scope}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.released_at is None
+
+    @property
+    def scope(self) -> str:
+        model = self.model.name if self.model_id else "every model"
+        site = self.site.code if self.site_id else "every site"
+        return f"{model} at {site}"

@@ -36,4 +36,7 @@ urlpatterns = [
     path("", include("governance.raci_urls")),
     path("", include("governance.recal_urls")),
     path("", include("governance.review_urls")),
+    path("", include("governance.retention_urls")),
+    path("", include("governance.packet_urls")),
+    path("", include("governance.lineage_urls")),
 ]

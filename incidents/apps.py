@@ -17,6 +17,16 @@ class IncidentsConfig(AppConfig):
         evaluated.connect(_raise_alerts, dispatch_uid="incidents.raise_alerts")
         checked.connect(on_checked, dispatch_uid="incidents.governance_alerts")
 
+        from governance.audit.signals import chain_broken, chain_verified
+        from incidents import audit_alerts
+
+        chain_broken.connect(
+            audit_alerts.on_chain_broken, dispatch_uid="incidents.audit_alerts.chain_broken"
+        )
+        chain_verified.connect(
+            audit_alerts.on_chain_verified, dispatch_uid="incidents.audit_alerts.chain_verified"
+        )
+
 
 def _raise_alerts(sender: Any, *, version_ids: list[int], window_end: Any, **_: Any) -> None:
     from incidents.alerts import process_results

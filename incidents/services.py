@@ -59,7 +59,7 @@ def note(incident: Incident, *, actor: Any, kind: str, text: str, **data: Any) -
         action=f"incident.{kind}",
         summary=f"INC-{incident.number}: {text}"[:500],
         target=incident,
-        payload={"incident": incident.number, **data},
+        payload={"incident": incident.number, "model": incident.model.slug, **data},
     )
     return entry
 

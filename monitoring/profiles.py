@@ -22,7 +22,9 @@ from typing import Any
 
 import numpy as np
 import orjson
+from django.conf import settings
 from django.db import connection, connections, transaction
+from django.utils import timezone
 
 from accounts.permissions import require_perms
 from governance.audit.services import record
@@ -221,12 +223,24 @@ def content_hash(data: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def past_retention(day: date) -> bool:
+    """The retention purge (``governance.retention``) may have deleted some or all of this
+    day's events: its stored profiles are the only record left, so it is never rebuilt."""
+    keep = timedelta(days=settings.VIGIL_RETENTION_DAYS["prediction_event"])
+    return day <= (datetime.now(UTC) - keep).date()
+
+
 def build_day(*, actor: Any, version: ModelVersion, day: date) -> Built:
     """Replace the (version, day)'s daily profiles with ones built from its events now."""
     require_perms(actor, "monitoring.run_evaluation")
+    if past_retention(day):
+        return Built(version.pk, day, 0, 0, False, skipped="past retention: profiles kept as built")
     reference = reference_in_force(version.pk)
     if reference is None:
         return Built(version.pk, day, 0, 0, False, skipped="no reference profile uploaded")
+    # Anything marked stale after this moment (a late event, outcome or review arriving while
+    # the day is read) may be missing from what is read: its mark must survive this build.
+    started = timezone.now()
     profiles = profile_day(version, reference, day)
     events = profiles["all"]["n"]
     site_ids = {s.code: s.pk for s in Site.objects.all()}
@@ -253,7 +267,7 @@ def build_day(*, actor: Any, version: ModelVersion, day: date) -> Built:
         changed = content_hash(sorted(before)) != digest
         DailyProfile.objects.filter(version=version, day=day).delete()
         DailyProfile.objects.bulk_create(rows)
-        StaleDay.objects.filter(version=version, day=day).delete()
+        StaleDay.objects.filter(version=version, day=day, marked_at__lte=started).delete()
         record(
             actor=actor,
             action="monitoring.profile_built",
@@ -272,17 +286,19 @@ def build_day(*, actor: Any, version: ModelVersion, day: date) -> Built:
 
 
 def mark_stale(events: Iterable[tuple[int, datetime]], reason: str) -> int:
-    """Mark the built days of ``events`` ((version id, occurred_at) pairs) for a rebuild:
-    something those profiles counted has changed. Days never built need no mark (they are
-    built when missing). Idempotent; returns how many days were newly marked."""
+    """Mark the days of ``events`` ((version id, occurred_at) pairs) for a rebuild: something
+    their profiles count has changed. A day being built right now, or not built yet, is marked
+    too, and an existing mark is renewed: a build removes only the marks older than its start,
+    so nothing that arrives during a build is lost. Returns how many days were newly marked."""
     days = {(version_id, moment.astimezone(UTC).date()) for version_id, moment in events}
     marked = 0
+    now = timezone.now()
     for version_id, day in sorted(days):
-        if not DailyProfile.objects.filter(version_id=version_id, day=day).exists():
-            continue
-        _, created = StaleDay.objects.get_or_create(
-            version_id=version_id, day=day, defaults={"reason": reason[:60]}
+        mark, created = StaleDay.objects.get_or_create(
+            version_id=version_id, day=day, defaults={"reason": reason[:60], "marked_at": now}
         )
+        if not created:
+            StaleDay.objects.filter(pk=mark.pk).update(marked_at=now, reason=reason[:60])
         marked += created
     return marked
 
@@ -312,4 +328,4 @@ def days_to_build(version: ModelVersion, *, until: date, lookback_days: int) -> 
         day += timedelta(days=1)
     # Today is always rebuilt: its events are still arriving.
     today = {until} if until in with_events and until >= datetime.now(UTC).date() else set()
-    return sorted((with_events - built) | stale | today)
+    return sorted(d for d in (with_events - built) | stale | today if not past_retention(d))

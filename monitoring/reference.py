@@ -308,6 +308,7 @@ def reference_upload(
             f"({len(batch)} rows, {labelled} labelled)",
             target=profile,
             payload={
+                "model": version.model.slug,
                 "version": str(version),
                 "file_sha256": profile.file_sha256,
                 "rows": len(batch),

@@ -5,6 +5,10 @@ by role (``monitoring.view_reviewcase``) and by site (a person sees the cases of
 are assigned to, ``registry.SiteAssignment``, or every site with
 ``monitoring.review_all_sites``). Every opening of a case page is an audit event, and so is
 every decision. Audit payloads never carry patient data: no feature values, scores or case keys.
+
+Break-glass: in an emergency, a person with the role opens a case of another site after
+stating a reason (``case_break_glass``, via ``accounts.break_glass``). For the grant's time the
+case page is theirs to read (not to decide), each opening audited with ``break_glass: true``.
 """
 
 from __future__ import annotations
@@ -17,9 +21,11 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import Avg, DurationField, ExpressionWrapper, F, QuerySet
+from django.db.models import Avg, DurationField, ExpressionWrapper, F, Q, QuerySet
 from django.utils import timezone
 
+from accounts import break_glass
+from accounts.models import BreakGlassGrant
 from accounts.permissions import has_perms, is_service_account, require_perms
 from governance.audit.models import AuditEvent
 from governance.audit.services import record
@@ -118,19 +124,57 @@ def _require_person_at_site(actor: Any, case: ReviewCase, *perms: str) -> None:
         raise PermissionDenied("You are not assigned to this case's site.")
 
 
+def break_glass_grant_for(user: Any, case: ReviewCase) -> BreakGlassGrant | None:
+    """``user``'s live break-glass grant for ``case``, when the case is outside their sites."""
+    if not _may_view_cases(user) or may_review_site(user, case.site_id):
+        return None
+    return break_glass.active_grant(user=user, case_id=case.pk)
+
+
 def case_opened(*, actor: Any, case: ReviewCase) -> AuditEvent:
-    """Record that ``actor`` saw ``case``'s evidence (called on every rendering of its page)."""
-    _require_person_at_site(actor, case, VIEW)
+    """Record that ``actor`` saw ``case``'s evidence (called on every rendering of its page).
+    Outside their sites only with a live break-glass grant, and the event says so."""
+    grant = break_glass_grant_for(actor, case) if actor is not None else None
+    if grant is None:
+        _require_person_at_site(actor, case, VIEW)
+    payload: dict[str, Any] = {
+        "model": case.model.slug,
+        "site": case.site.code,
+        "status": case.status,
+    }
+    if grant is not None:
+        payload |= {"break_glass": True, "grant": grant.pk}
     return record(
         actor=actor,
         action="review.case_view",
         target=case,
         summary=(
             f"{actor.get_username()} opened review case #{case.pk} "
-            f"({case.model.slug} at {case.site.code})"
+            f"({case.model.slug} at {case.site.code}){' by BREAK-GLASS' if grant else ''}"
         ),
-        payload={"model": case.model.slug, "site": case.site.code, "status": case.status},
+        payload=payload,
     )
+
+
+def case_outside_sites(user: Any, pk: int) -> ReviewCase | None:
+    """The case ``pk`` when ``user`` may view cases but not at its site (break-glass may open
+    it); ``None`` when it does not exist, or the user lacks the role or already sees it."""
+    if not _may_view_cases(user):
+        return None
+    case = ReviewCase.objects.select_related("model", "site", "decided_by").filter(pk=pk).first()
+    if case is None or may_review_site(user, case.site_id):
+        return None
+    return case
+
+
+def case_break_glass(*, actor: Any, case: ReviewCase, reason: str) -> BreakGlassGrant:
+    """Open ``case`` outside ``actor``'s sites for an emergency (see ``accounts.break_glass``)."""
+    if actor is not None and actor.is_authenticated and may_review_site(actor, case.site_id):
+        raise ValidationError({"reason": "This case is at one of your sites: open it as usual."})
+    return break_glass.break_glass_grant(
+        actor=actor, case_id=case.pk, reason=reason, model_slug=case.model.slug,
+        site_code=case.site.code,
+    )  # fmt: skip
 
 
 def _decision_errors(decision: str, reason_code: str, note: str) -> dict[str, str]:
@@ -427,7 +471,8 @@ def case_trend(case: ReviewCase, *, viewer: Any) -> list[TrendPoint]:
         .order_by("-occurred_at", "-pk")
     )
     if not _sees_every_site(viewer):
-        events = events.filter(site__in=visible_sites(viewer))
+        # Under break-glass the case itself is outside the viewer's sites: it still shows.
+        events = events.filter(Q(site__in=visible_sites(viewer)) | Q(pk=event.pk))
     points = []
     for item in events[:TREND_LENGTH]:
         review = getattr(item, "review", None)

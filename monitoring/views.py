@@ -1,6 +1,9 @@
-"""Review queue pages. Thin: access in the decorators and ``review.cases_visible_to`` (a case of
-a site the user does not work at is a 404, so its existence is not revealed), reads and writes
-in ``monitoring.review``, whose ``ValidationError`` comes back as inline form errors."""
+"""Review queue pages. Thin: access in the decorators and ``review.cases_visible_to``, reads and
+writes in ``monitoring.review``, whose ``ValidationError`` comes back as inline form errors.
+
+A case of a site the user does not work at is not shown: its page offers the break-glass form
+(403), whose emergency reason lets them read that one case for a limited time; deciding it
+stays a 404. A case that does not exist is a 404."""
 
 from __future__ import annotations
 
@@ -10,10 +13,11 @@ from django import forms
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from accounts import break_glass
 from accounts.permissions import perms_required
 from monitoring import review
 from monitoring.models import OverrideReason, ReviewCase, ReviewDecision, ReviewStatus
@@ -22,6 +26,20 @@ from registry.models import ClinicalModel
 
 PAGE_SIZE = 50
 RECENTLY_DECIDED = 10
+
+
+class BreakGlassForm(forms.Form):
+    reason = forms.CharField(
+        label="Why do you need this case now?",
+        widget=forms.Textarea(attrs={"rows": 3}),
+        min_length=break_glass.REASON_MIN_LENGTH,
+        max_length=break_glass.REASON_MAX_LENGTH,
+        help_text=(
+            f"At least {break_glass.REASON_MIN_LENGTH} characters: the emergency and your part "
+            "in it. Avoid names and record numbers."
+        ),
+        error_messages={"required": "State the emergency before opening the case."},
+    )
 
 
 class QueueFilterForm(forms.Form):
@@ -107,8 +125,21 @@ def _case_page(
     request: HttpRequest, case: ReviewCase, form: DecisionForm | None, status: int = 200
 ) -> HttpResponse:
     """The evidence packet. Every rendering shows patient data, so every one is audited."""
-    review.case_opened(actor=request.user, case=case)
-    may_decide = request.user.has_perm(review.DECIDE) and case.status == ReviewStatus.OPEN
+    event = review.case_opened(actor=request.user, case=case)
+    under_break_glass = bool(event.payload.get("break_glass"))
+    if under_break_glass:
+        grant = break_glass.active_grant(user=request.user, case_id=case.pk)
+        until = f"{grant.expires_at:%H:%M} UTC" if grant else "the grant ends"
+        messages.warning(
+            request,
+            f"Break-glass access to a case outside your sites, until {until}. Every opening "
+            "is recorded and reviewed by compliance; decisions stay with the site's reviewers.",
+        )
+    may_decide = (
+        request.user.has_perm(review.DECIDE)
+        and case.status == ReviewStatus.OPEN
+        and not under_break_glass
+    )
     return render(
         request,
         "monitoring/case.html",
@@ -128,7 +159,36 @@ def _visible_case(request: HttpRequest, pk: int) -> ReviewCase:
 
 @perms_required(review.VIEW)
 def case(request: HttpRequest, pk: int) -> HttpResponse:
-    return _case_page(request, _visible_case(request, pk), None)
+    visible = review.cases_visible_to(request.user).filter(pk=pk).first()
+    if visible is not None:
+        return _case_page(request, visible, None)
+    return _break_glass(request, pk)
+
+
+def _break_glass(request: HttpRequest, pk: int) -> HttpResponse:
+    """A case of another site: the page under a live grant, else the break-glass form (403,
+    400 with the errors of a bad reason). Cases that do not exist stay a 404."""
+    outside = review.case_outside_sites(request.user, pk)
+    if outside is None:
+        raise Http404("No such review case.")
+    if request.method != "POST" and review.break_glass_grant_for(request.user, outside):
+        return _case_page(request, outside, None)
+    form = BreakGlassForm(request.POST if request.method == "POST" else None)
+    if form.is_valid():
+        try:
+            review.case_break_glass(actor=request.user, case=outside, **form.cleaned_data)
+        except ValidationError as exc:
+            add_service_errors(form, exc)
+        else:
+            return redirect("review:case", pk=pk)
+    # The refusal's reason in the access review's denied attempts (AccessDeniedAuditMiddleware).
+    request.vigil_denied_detail = "Case outside the user's sites; break-glass offered."  # type: ignore[attr-defined]
+    return render(
+        request,
+        "monitoring/break_glass.html",
+        {"case": outside, "form": form, "minutes": break_glass.grant_minutes()},
+        status=400 if form.is_bound else 403,
+    )
 
 
 @perms_required(review.VIEW, review.DECIDE)

@@ -14,13 +14,17 @@ outcome events that AUC and calibration need per site.
 
 from __future__ import annotations
 
+import logging
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from io import StringIO
 
 import pytest
 from django.core.management import call_command
 
 from governance.audit.models import AuditEvent
-from governance.synthetic import SCENARIOS
+from governance.synthetic import CASE_PREFIX, SCENARIOS
 from incidents.models import Incident
 from monitoring.models import MetricResult
 
@@ -54,9 +58,63 @@ def family(scenario) -> set[str]:
     return FAMILIES[scenario.name] | {metric for _, metric in scenario.metrics}
 
 
+class Captured(logging.Handler):
+    """Every record any logger emits, formatted as the console handler would, tracebacks too."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+@contextmanager
+def all_logs() -> Iterator[Captured]:
+    """The root logger at DEBUG (as ``LOG_LEVEL=DEBUG`` would set it) with a capturing
+    handler; loggers configured with their own level (``django.db.backends``) keep it."""
+    root, captured = logging.getLogger(), Captured()
+    level = root.level
+    root.setLevel(logging.DEBUG)
+    root.addHandler(captured)
+    try:
+        yield captured
+    finally:
+        root.removeHandler(captured)
+        root.setLevel(level)
+
+
+#: A synthetic patient's case key, as the hospital sends it (``SEP-NORTH-000123``).
+CASE_KEY = re.compile(rf"\b(?:{'|'.join(CASE_PREFIX.values())})-[A-Z0-9]+-\d{{6}}\b")
+IDENTIFIER_WORDS = re.compile(
+    r"\b(?:MRN|DOB|SSN|date of birth|medical record number|patient name)\b", re.IGNORECASE
+)
+
+
+def identifiers_in(lines: list[str]) -> list[str]:
+    """Log lines carrying a case key, a feature-value mapping or an identifier's name."""
+    from registry.models import FeatureSpec
+
+    names = sorted(set(FeatureSpec.objects.values_list("name", flat=True)))
+    feature_value = re.compile(rf"""['"](?:{"|".join(map(re.escape, names))})['"]\s*:""")
+    return [
+        line[:300]
+        for line in lines
+        if CASE_KEY.search(line) or feature_value.search(line) or IDENTIFIER_WORDS.search(line)
+    ]
+
+
 def test_the_dashboards_point_at_the_injected_problems_and_nowhere_else(monkeypatch):
     monkeypatch.setenv("VIGIL_DEMO_PASSWORD", "demo-pass-for-tests!")
-    call_command("seed_demo", stdout=StringIO())
+    printed = StringIO()
+    with all_logs() as logs:
+        logging.getLogger("tests.canary").debug("canary SEP-NORTH-000001")
+        call_command("seed_demo", stdout=printed)
+    # No patient identifier in the logs of a full demo run (nor in what the seed prints).
+    canary = logs.lines.pop(0)
+    assert identifiers_in([canary]) == [canary[:300]]  # the scan sees DEBUG lines and keys
+    assert identifiers_in(logs.lines + printed.getvalue().splitlines()) == []
     latest = MetricResult.objects.latest("window_end").window_end
     results = MetricResult.objects.filter(window_days=30, window_end=latest).select_related("model")
     assert results.exists()

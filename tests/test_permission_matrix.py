@@ -51,6 +51,7 @@ PROPOSERS = frozenset({"ml_engineer", "clinical_informaticist", "medical_directo
 SIGNERS = frozenset({"medical_director", "compliance_officer", "ml_engineer", "quality_safety"})
 DEPLOYERS = frozenset({"ml_engineer", "medical_director"})
 RACI_EDITORS = AUDITORS
+LINEAGE_READERS = AUDITORS | frozenset({"reviewer", "clinical_informaticist"})
 REVIEW_RUNNERS = frozenset({"medical_director", "compliance_officer", "quality_safety"})
 
 # name → {method: roles allowed}; "service" is a model service's token.
@@ -74,6 +75,7 @@ MATRIX: dict[str, dict[str, frozenset[str]]] = {
     "cards:export": {"GET": EVERYONE},
     "audit:trail": {"GET": AUDITORS},
     "audit:verify": {"POST": COMPLIANCE},
+    "audit:export": {"GET": COMPLIANCE, "POST": COMPLIANCE},
     "review:queue": {"GET": CASE_READERS},
     "review:case": {"GET": CASE_READERS},
     "review:decide": {"POST": DECIDERS},
@@ -108,6 +110,14 @@ MATRIX: dict[str, dict[str, frozenset[str]]] = {
     "incidents:runbook_new": {"GET": CLOSERS, "POST": CLOSERS},
     "incidents:drill": {"GET": CLOSERS, "POST": CLOSERS},
     "incidents:stats": {"GET": EVERYONE},
+    "access:review": {"GET": COMPLIANCE},
+    "governance:retention-holds": {"GET": AUDITORS, "POST": COMPLIANCE},
+    "governance:retention-hold-release": {"POST": COMPLIANCE},
+    "governance:packet-model": {"GET": AUDITORS},
+    "governance:packet-download": {"POST": COMPLIANCE},
+    "governance:lineage-search": {"GET": LINEAGE_READERS},
+    "governance:lineage-detail": {"GET": LINEAGE_READERS},
+    "access:grant_reviewed": {"POST": COMPLIANCE},
     "governance:inbox": {"GET": EVERYONE},
     "governance:release-list": {"GET": EVERYONE},
     "governance:release-new": {"GET": PROPOSERS, "POST": PROPOSERS},
@@ -207,6 +217,7 @@ MATRIX: dict[str, dict[str, frozenset[str]]] = {
     "governance-api:update-policy-api": {"GET": EVERYONE, "PUT": MONITOR_EDITORS},
     "governance-api:recommendation-list-api": {"GET": EVERYONE, "POST": MONITOR_EDITORS},
     "governance-api:recommendation-detail-api": {"GET": EVERYONE},
+    "governance-api:decision-lineage": {"GET": LINEAGE_READERS},
     "governance-api:review-meeting-list": {"GET": EVERYONE},
     "governance-api:review-meeting-detail": {"GET": EVERYONE},
     "governance-api:review-action-list": {"GET": EVERYONE},
@@ -253,7 +264,7 @@ def test_every_url_pattern_has_a_declared_policy():
 
 
 @pytest.fixture
-def sample(db, director) -> dict[str, object]:
+def sample(db, director, compliance) -> dict[str, object]:
     version = ModelVersionFactory(model=ClinicalModelFactory(slug="matrix-model"), version="1.0.0")
     FeatureSpecFactory(version=version, name="heart_rate")
     site = SiteFactory(code="NORTH")
@@ -300,7 +311,7 @@ def sample(db, director) -> dict[str, object]:
     from incidents.models import Runbook
 
     runbook = Runbook.objects.order_by("pk").first()
-    governance = _sample_governance(version, site, director)
+    governance = _sample_governance(version, site, director, compliance)
     return {
         **governance,
         "number": 1,
@@ -308,6 +319,7 @@ def sample(db, director) -> dict[str, object]:
         "alert_suppress:pk": alert.pk,
         "alert-suppress:pk": alert.pk,
         "case:pk": deferred.answer.review_case_id,
+        "event_id": deferred.answer.event_id,
         "decide:pk": deferred.answer.review_case_id,
         "service": issued,
         "slug": "matrix-model",
@@ -325,7 +337,7 @@ def sample(db, director) -> dict[str, object]:
     }
 
 
-def _sample_governance(version, site, director):
+def _sample_governance(version, site, director, compliance):
     """A submitted release with an evidence file and its authorship signature, and a held
     review meeting with one action item."""
     from datetime import timedelta
@@ -350,7 +362,16 @@ def _sample_governance(version, site, director):
                   "due": timezone.localdate() + timedelta(days=7)}],
     )  # fmt: skip
     action = meeting.actions.get()
-    keys = {"file_pk": stored.pk, "signature_pk": release.signatures.get().pk,
+    from accounts.models import BreakGlassGrant
+
+    grant = BreakGlassGrant.objects.create(
+        user=director, case_id=1, reason="x" * 20, expires_at=timezone.now()
+    )
+    from governance.retention import hold_place
+
+    hold = hold_place(actor=compliance, model=version.model, site=None, reason="matrix hold")
+    keys = {"retention-hold-release:pk": hold.pk, "grant_reviewed:pk": grant.pk,
+            "file_pk": stored.pk, "signature_pk": release.signatures.get().pk,
             "user_pk": director.pk}  # fmt: skip
     for name in ("release-detail", "release-edit", "release-submit", "release-sign",
                  "release-reject", "release-withdraw", "release-deploy", "release-evidence",

@@ -15,4 +15,5 @@ urlpatterns = [
     path("", include("governance.api.reviews")),
     path("", include("governance.api.raci")),
     path("", include("governance.api.recal")),
+    path("", include("governance.api.lineage")),
 ]

@@ -7,4 +7,5 @@ app_name = "audit"
 urlpatterns = [
     path("", views.trail, name="trail"),
     path("verify/", views.verify, name="verify"),
+    path("export/", views.export, name="export"),
 ]

@@ -105,7 +105,7 @@ def test_it_refuses_service_tokens_and_anonymous_clients(trail):
 
 def test_it_is_read_only(trail, api_for):
     client = api_for("compliance_officer")
-    before = AuditEvent.objects.count()
+    before = AuditEvent.objects.exclude(action="access.denied").count()
     assert client.post(URL, {"action": "x", "summary": "forged"}, format="json").status_code in (
         403,
         405,
@@ -113,7 +113,7 @@ def test_it_is_read_only(trail, api_for):
     assert client.patch(f"{URL}1/", {"summary": "forged"}, format="json").status_code in (403, 405)
     assert client.put(f"{URL}1/", {"summary": "forged"}, format="json").status_code in (403, 405)
     assert client.delete(f"{URL}1/").status_code in (403, 405)
-    assert AuditEvent.objects.count() == before
+    assert AuditEvent.objects.exclude(action="access.denied").count() == before
     assert AuditEvent.objects.get(seq=1).summary == "Registered model sepsis"
 
 

@@ -67,6 +67,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     for item in mine:
         item.add_marker(pytest.mark.e2e)
+        # The first test also waits for the session's server: migrate and seed_demo.
+        item.add_marker(pytest.mark.timeout(900))
     problem = _browser_problem()
     config.stash[MISSING] = problem
     if problem and not services_required():
@@ -165,7 +167,7 @@ def _manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
         env=env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=900,  # seed_demo takes 2-3 minutes alone, longer on a loaded machine
     )
 
 
