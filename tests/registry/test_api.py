@@ -54,7 +54,10 @@ GOVERNED = (
 
 
 def row_counts() -> dict[str, int]:
-    return {model.__name__: model.objects.count() for model in GOVERNED}
+    """Rows per governed model; the audit trail without the refusals it records."""
+    counts = {model.__name__: model.objects.count() for model in GOVERNED}
+    counts["AuditEvent"] = AuditEvent.objects.exclude(action="access.denied").count()
+    return counts
 
 
 def model_body(**overrides: Any) -> dict[str, Any]:
@@ -262,6 +265,8 @@ def test_it_allows_each_write_to_exactly_its_roles(case, role, world, api_for):
     else:
         assert response.status_code == 403, response.content
         assert row_counts() == before
+        refusal = AuditEvent.objects.filter(action="access.denied").order_by("-seq").first()
+        assert refusal is not None and refusal.actor_label == f"test-{role}"
 
 
 @pytest.mark.parametrize("role", ROLES)
