@@ -13,6 +13,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from accounts.pages import refused
 from accounts.permissions import has_perms, perms_required
 from governance import recalibration as svc
 from governance.models import Recommendation, Release, UpdatePolicy
@@ -28,18 +29,6 @@ PROPOSE = "governance.add_release"
 
 def _model(slug: str) -> ClinicalModel:
     return get_object_or_404(ClinicalModel, slug=slug)
-
-
-def _refused(request: HttpRequest, exc: ValidationError | PermissionDenied) -> None:
-    if isinstance(exc, PermissionDenied):
-        messages.error(request, str(exc) or "Your role does not allow this.")
-    elif hasattr(exc, "error_dict"):
-        for field, errors in exc.message_dict.items():
-            label = field.replace("_", " ").capitalize()
-            for error in errors:
-                messages.error(request, f"{label}: {error}" if field != "__all__" else error)
-    else:
-        messages.error(request, " ".join(exc.messages))
 
 
 def _form_errors_to_page(form: Any, exc: ValidationError) -> None:
@@ -137,7 +126,7 @@ def recommendation_new(request: HttpRequest, slug: str) -> HttpResponse:
             actor=request.user, model=model, start=data["start"], end=data["end"], site=data["site"]
         )
     except (ValidationError, PermissionDenied) as exc:
-        _refused(request, exc)
+        refused(request, exc)
         return _overview(slug)
     return _detail(rec, _incident_of(request))
 
@@ -220,7 +209,7 @@ def _propose(request: HttpRequest, slug: str, pk: int, *, retrain: bool) -> Http
                 actor=request.user, recommendation=rec, incident=incident
             )
     except (ValidationError, PermissionDenied) as exc:
-        _refused(request, exc)
+        refused(request, exc)
     else:
         messages.success(
             request, f"Drafted {release.number}: fill it in and submit it for signing."
@@ -251,7 +240,7 @@ def threshold_change(request: HttpRequest, slug: str) -> HttpResponse:
     try:
         scope = svc.scope_of(model, site)
     except ValidationError as exc:
-        _refused(request, exc)
+        refused(request, exc)
         return _overview(slug)
     initial = {"site": site, "incident": _incident_of(request) or None}
     form = ThresholdForm(request.POST or None, thresholds=scope.thresholds, initial=initial)
@@ -266,7 +255,7 @@ def threshold_change(request: HttpRequest, slug: str) -> HttpResponse:
         except ValidationError as exc:
             _form_errors_to_page(form, exc)
         except PermissionDenied as exc:
-            _refused(request, exc)
+            refused(request, exc)
         else:
             messages.success(request, f"Drafted {release.number} with its action-rate evidence.")
             return _release(release)

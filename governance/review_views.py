@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from accounts.pages import form_refused, refused
 from accounts.permissions import has_perms, perms_required
 from governance import reviews
 from governance.models import ActionItem, ReviewMeeting
@@ -34,25 +35,6 @@ VIEW_SCHEDULE = "governance.view_reviewschedule"
 VIEW_MEETING = "governance.view_reviewmeeting"
 VIEW_ACTION = "governance.view_actionitem"
 VIEW_ALL = (VIEW_SCHEDULE, VIEW_MEETING, VIEW_ACTION)
-
-
-def _refused(request: HttpRequest, exc: ValidationError | PermissionDenied) -> None:
-    if isinstance(exc, PermissionDenied):
-        messages.error(request, str(exc) or "Your role does not allow this.")
-    elif hasattr(exc, "error_dict"):
-        for field, errors in exc.message_dict.items():
-            label = field.replace("_", " ").replace("-", " ").capitalize()
-            for error in errors:
-                messages.error(request, f"{label}: {error}")
-    else:
-        messages.error(request, " ".join(exc.messages))
-
-
-def _form_refused(request: HttpRequest, form: Any) -> None:
-    for field, errors in form.errors.items():
-        label = form.fields[field].label or field if field in form.fields else ""
-        for error in errors:
-            messages.error(request, f"{str(label).capitalize()}: {error}" if label else error)
 
 
 def _model_page(model: ClinicalModel) -> HttpResponseRedirect:
@@ -123,14 +105,14 @@ def review_schedule(request: HttpRequest, slug: str) -> HttpResponse:
     model = get_object_or_404(ClinicalModel, slug=slug)
     form = ScheduleForm(request.POST)
     if not form.is_valid():
-        _form_refused(request, form)
+        form_refused(request, form)
         return _model_page(model)
     try:
         schedule = reviews.review_schedule_update(
             actor=request.user, model=model, **form.cleaned_data
         )
     except (ValidationError, PermissionDenied) as exc:
-        _refused(request, exc)
+        refused(request, exc)
     else:
         messages.success(
             request, f"Reviews every {schedule.cadence_days} days; next due {schedule.next_due}."
@@ -144,14 +126,14 @@ def review_plan(request: HttpRequest, slug: str) -> HttpResponse:
     model = get_object_or_404(ClinicalModel, slug=slug)
     form = PlanForm(request.POST)
     if not form.is_valid():
-        _form_refused(request, form)
+        form_refused(request, form)
         return _model_page(model)
     try:
         meeting = reviews.review_meeting_plan(
             actor=request.user, model=model, scheduled_for=form.cleaned_data["scheduled_for"]
         )
     except (ValidationError, PermissionDenied) as exc:
-        _refused(request, exc)
+        refused(request, exc)
         return _model_page(model)
     messages.success(request, f"Meeting of {meeting.scheduled_for} planned; its pack is ready.")
     return _meeting_page(meeting)
@@ -196,7 +178,7 @@ def review_pack(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         reviews.review_pack_regenerate(actor=request.user, meeting=meeting)
     except (ValidationError, PermissionDenied) as exc:
-        _refused(request, exc)
+        refused(request, exc)
     else:
         messages.success(request, "The pack was assembled again with today's data.")
     return _meeting_page(meeting)
@@ -237,7 +219,7 @@ def review_minutes(request: HttpRequest, pk: int) -> HttpResponse:
                 held_on=form.cleaned_data["held_on"],
             )
         except PermissionDenied as exc:
-            _refused(request, exc)
+            refused(request, exc)
             return _meeting_page(meeting)
         except ValidationError as exc:
             _attach_errors(request, exc, form, formset)
@@ -260,12 +242,12 @@ def review_action_close(request: HttpRequest, pk: int) -> HttpResponse:
         raise PermissionDenied("Only the item's owner or a review role may close it.")
     form = CloseActionForm(request.POST)
     if not form.is_valid():
-        _form_refused(request, form)
+        form_refused(request, form)
     else:
         try:
             reviews.action_item_close(actor=request.user, item=item, **form.cleaned_data)
         except (ValidationError, PermissionDenied) as exc:
-            _refused(request, exc)
+            refused(request, exc)
         else:
             messages.success(request, f"Action #{item.pk} closed as {form.cleaned_data['status']}.")
     back = request.POST.get("next", "")

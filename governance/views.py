@@ -15,6 +15,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from accounts.pages import refused
 from accounts.permissions import has_perms, perms_required
 from governance import deploy, releases, signing
 from governance.forms import CredentialsForm, EvidenceForm, ReasonForm, ReleaseForm, RollbackForm
@@ -35,18 +36,6 @@ def _release(pk: int) -> Release:
         Release.objects.select_related("model", "version", "author").prefetch_related("sites"),
         pk=pk,
     )
-
-
-def _refused(request: HttpRequest, exc: ValidationError | PermissionDenied) -> None:
-    if isinstance(exc, PermissionDenied):
-        messages.error(request, str(exc) or "Your role does not allow this.")
-    elif hasattr(exc, "error_dict"):
-        for field, errors in exc.message_dict.items():
-            label = field.replace("_", " ")
-            for error in errors:
-                messages.error(request, f"{label.capitalize()}: {error}")
-    else:
-        messages.error(request, " ".join(exc.messages))
 
 
 def _back(release: Release, anchor: str = "") -> HttpResponseRedirect:
@@ -190,7 +179,7 @@ def release_edit(request: HttpRequest, pk: int) -> HttpResponse:
                 releases.release_update(actor=request.user, release=release, changes=changes,
                                         reason=request.POST.get("reason", ""))  # fmt: skip
             except (ValidationError, PermissionDenied) as exc:
-                _refused(request, exc)
+                refused(request, exc)
             else:
                 messages.success(request, "Saved.")
                 return _back(release)
@@ -282,7 +271,7 @@ def release_submit(request: HttpRequest, pk: int) -> HttpResponse:
         releases.release_submit(actor=request.user, release=release, password=password,
                                 username=username, require_username=need)  # fmt: skip
     except (ValidationError, PermissionDenied) as exc:
-        _refused(request, exc)
+        refused(request, exc)
     else:
         request.session[signing.SESSION_KEY] = True
         messages.success(request, f"{release.number} submitted and signed (authorship).")
@@ -301,7 +290,7 @@ def release_sign(request: HttpRequest, pk: int) -> HttpResponse:
         signature = signing.release_sign(actor=request.user, release=release, password=password,
                                          username=username, require_username=need)  # fmt: skip
     except (ValidationError, PermissionDenied) as exc:
-        _refused(request, exc)
+        refused(request, exc)
     else:
         request.session[signing.SESSION_KEY] = True
         release.refresh_from_db()
@@ -325,7 +314,7 @@ def _reasoned(action: Any, success: str) -> Any:
         try:
             action(actor=request.user, release=release, reason=form.cleaned_data["reason"])
         except (ValidationError, PermissionDenied) as exc:
-            _refused(request, exc)
+            refused(request, exc)
         else:
             messages.success(request, success)
         return _back(release)
@@ -344,7 +333,7 @@ def release_deploy(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         release = deploy.release_deploy(actor=request.user, release=release)
     except (ValidationError, PermissionDenied) as exc:
-        _refused(request, exc)
+        refused(request, exc)
     else:
         messages.success(request, f"Deployed in {release.deploy_seconds * 1000:.0f} ms: the gate "
                                   "applies it from the next request.")  # fmt: skip
@@ -371,7 +360,7 @@ def release_evidence(request: HttpRequest, pk: int) -> HttpResponse:
                 name=upload.name, data=data, content_type=upload.content_type or "",
             )  # fmt: skip
     except (ValidationError, PermissionDenied) as exc:
-        _refused(request, exc)
+        refused(request, exc)
     else:
         messages.success(request, f"{upload.name} attached with its sha256.")
     return _back(release, "evidence")
@@ -395,7 +384,7 @@ def signature_void(request: HttpRequest, pk: int, signature_pk: int) -> HttpResp
         signing.signature_void(actor=request.user, signature=signature,
                                reason=request.POST.get("reason", ""))  # fmt: skip
     except (ValidationError, PermissionDenied) as exc:
-        _refused(request, exc)
+        refused(request, exc)
     else:
         messages.success(request, "Signature voided; it stays on the release, struck through.")
     return _back(release, "ceremony")
@@ -411,7 +400,7 @@ def signing_unlock(request: HttpRequest, user_pk: int) -> HttpResponse:
         signing.signing_unlock(actor=request.user, user=person,
                                reason=request.POST.get("reason", ""))  # fmt: skip
     except (ValidationError, PermissionDenied) as exc:
-        _refused(request, exc)
+        refused(request, exc)
     else:
         messages.success(request, f"Signing unlocked for {person.get_username()}.")
     return redirect("governance:inbox")
@@ -466,7 +455,7 @@ def rollback(request: HttpRequest, slug: str) -> HttpResponse:
             rationale=form.cleaned_data["rationale"], origin=origin,
         )  # fmt: skip
     except (ValidationError, PermissionDenied) as exc:
-        _refused(request, exc)
+        refused(request, exc)
         return redirect("governance:deployments", slug=slug)
     messages.success(request, f"{release.number} proposed: one medical director's signature "
                               "deploys it.")  # fmt: skip

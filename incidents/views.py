@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from accounts.pages import form_refused
 from accounts.permissions import has_perms, perms_required
 from incidents import alerts as alert_services
 from incidents import runbook_services, selectors, services
@@ -60,13 +61,6 @@ def _refused(request: HttpRequest, exc: ValidationError | PermissionDenied) -> N
         messages.error(request, str(exc) or "Your role does not allow this.")
     else:
         messages.error(request, " ".join(exc.messages))
-
-
-def _form_refused(request: HttpRequest, form: Any) -> None:
-    for field, errors in form.errors.items():
-        label = form.fields[field].label or field if field in form.fields else ""
-        for error in errors:
-            messages.error(request, f"{str(label).capitalize()}: {error}" if label else error)
 
 
 def _back(incident: Incident, anchor: str = "") -> HttpResponseRedirect:
@@ -161,7 +155,7 @@ def _transition_view(action: str) -> Callable[..., HttpResponse]:
         incident = _incident(number)
         form = (MergeForm if action == "merge" else ReasonForm)(request.POST)
         if not form.is_valid():
-            _form_refused(request, form)
+            form_refused(request, form)
             return _back(incident, "actions")
         into = None
         if action == "merge":
@@ -192,7 +186,7 @@ def step(request: HttpRequest, number: int, step: int) -> HttpResponse:
     incident = _incident(number)
     form = EvidenceForm(request.POST)
     if not form.is_valid():
-        _form_refused(request, form)
+        form_refused(request, form)
         return _back(incident, f"step-{step}")
     try:
         services.check_step(actor=request.user, incident=incident, step=step,
@@ -210,7 +204,7 @@ def impact(request: HttpRequest, number: int) -> HttpResponse:
     incident = _incident(number)
     form = ImpactForm(request.POST)
     if not form.is_valid():
-        _form_refused(request, form)
+        form_refused(request, form)
         return _back(incident, "impact")
     try:
         services.assess_impact(actor=request.user, incident=incident, **form.cleaned_data)
@@ -228,7 +222,7 @@ def review(request: HttpRequest, number: int) -> HttpResponse:
     form = ReviewForm(request.POST)
     rows = CorrectiveActionFormSet(request.POST, prefix="ca")
     if not form.is_valid():
-        _form_refused(request, form)
+        form_refused(request, form)
         return _back(incident, "review")
     if not rows.is_valid():
         for error in rows.non_form_errors():
@@ -260,7 +254,7 @@ def freeze(request: HttpRequest, number: int) -> HttpResponse:
     incident = _incident(number)
     form = FreezeForm(request.POST, deployments=selectors.live_deployments(incident))
     if not form.is_valid():
-        _form_refused(request, form)
+        form_refused(request, form)
         return _back(incident, "kill-switch")
     try:
         services.freeze(actor=request.user, incident=incident, **form.cleaned_data)
@@ -280,7 +274,7 @@ def unfreeze(request: HttpRequest, number: int) -> HttpResponse:
     incident = _incident(number)
     form = UnfreezeForm(request.POST, deployments=selectors.live_deployments(incident))
     if not form.is_valid():
-        _form_refused(request, form)
+        form_refused(request, form)
         return _back(incident, "kill-switch")
     try:
         services.unfreeze(actor=request.user, incident=incident, **form.cleaned_data)
@@ -320,7 +314,7 @@ def alert_suppress(request: HttpRequest, pk: int) -> HttpResponse:
     form = SuppressForm(request.POST)
     back = redirect(f"{reverse('incidents:alerts')}#alert-{alert.pk}")
     if not form.is_valid():
-        _form_refused(request, form)
+        form_refused(request, form)
         return back
     try:
         sup = alert_services.suppress(actor=request.user, alert=alert, **form.cleaned_data)
@@ -343,7 +337,7 @@ def assign(request: HttpRequest, number: int) -> HttpResponse:
     incident = _incident(number)
     form = AssignForm(request.POST)
     if not form.is_valid():
-        _form_refused(request, form)
+        form_refused(request, form)
         return _back(incident, "roles")
     data = form.cleaned_data
     person = User.objects.filter(username=data["username"].strip()).first()
